@@ -1,0 +1,329 @@
+// Package capture loads the kernel capture programs (bpf/capture.c),
+// attaches them to their tracepoints, keeps the selected-process map, and
+// decodes the ring buffers into Events.
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tracer-agent/tracer-agent/bpf"
+	"github.com/tracer-agent/tracer-agent/probes/probe"
+)
+
+// MaxCaptureBytes is the kernel's compile-time bound on captured payload.
+const MaxCaptureBytes = 8192
+
+// Type of an event, mirrors enum event_type in bpf/common.h.
+type Type uint8
+
+const (
+	Data   Type = 1
+	Close  Type = 2
+	Exec   Type = 3
+	Exit   Type = 4
+	Fork   Type = 5
+	Listen Type = 6
+)
+
+// Event is one decoded kernel event. Data is only valid during the handler
+// call (it aliases the ring buffer record); copy it to keep it.
+type Event struct {
+	Type   Type
+	Dir    probe.Direction
+	PID    uint32
+	TID    uint32 // for Fork: the child's pid
+	FD     int32
+	SockID uint64
+	Start  time.Time
+	End    time.Time
+	Len    uint32 // bytes moved; for Listen: the port
+	Data   []byte
+	Local  netip.AddrPort
+	Remote netip.AddrPort
+}
+
+// Options configure the kernel side.
+type Options struct {
+	CaptureBytes int  // payload prefix per syscall, 1..MaxCaptureBytes
+	RingBytes    int  // data ring size (power of two, multiple of page size); 0 = default
+	WatchExec    bool // report every exec (to select by executable)
+	WatchListen  bool // report every listen (to select by port)
+}
+
+// Capture is the loaded and attached kernel side.
+type Capture struct {
+	coll  *ebpf.Collection
+	pids  *ebpf.Map // traced_pids
+	links []link.Link
+	data  *ringbuf.Reader
+	ctl   *ringbuf.Reader
+	clock monoClock
+	once  sync.Once
+}
+
+// Load loads and attaches the capture programs.
+func Load(opts Options) (*Capture, error) {
+	if opts.CaptureBytes <= 0 || opts.CaptureBytes > MaxCaptureBytes {
+		return nil, fmt.Errorf("capture size %d out of range 1..%d", opts.CaptureBytes, MaxCaptureBytes)
+	}
+	spec, err := bpf.LoadCapture()
+	if err != nil {
+		return nil, fmt.Errorf("read embedded BPF objects: %w", err)
+	}
+	set := map[string]any{
+		"capture_size": uint32(opts.CaptureBytes),
+		"watch_exec":   boolByte(opts.WatchExec),
+		"watch_listen": boolByte(opts.WatchListen),
+	}
+	for name, v := range set {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	if opts.RingBytes > 0 {
+		spec.Maps["events"].MaxEntries = uint32(opts.RingBytes)
+	}
+
+	c := &Capture{clock: newMonoClock()}
+	if c.coll, err = ebpf.NewCollection(spec); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return nil, fmt.Errorf("kernel rejected the capture programs: %+v", verr)
+		}
+		return nil, fmt.Errorf("load capture programs: %w", err)
+	}
+	c.pids = c.coll.Maps["traced_pids"]
+	if err := c.attach(spec); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if c.data, err = ringbuf.NewReader(c.coll.Maps["events"]); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open data ring: %w", err)
+	}
+	if c.ctl, err = ringbuf.NewReader(c.coll.Maps["ctl_events"]); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open control ring: %w", err)
+	}
+	return c, nil
+}
+
+// attach links every program to the hook its ELF section names, so adding
+// a program in C needs no Go change.
+func (c *Capture) attach(spec *ebpf.CollectionSpec) error {
+	for name, ps := range spec.Programs {
+		prog := c.coll.Programs[name]
+		sec := ps.SectionName
+		var (
+			l   link.Link
+			err error
+		)
+		switch {
+		case strings.HasPrefix(sec, "tracepoint/"):
+			group, event, _ := strings.Cut(strings.TrimPrefix(sec, "tracepoint/"), "/")
+			l, err = link.Tracepoint(group, event, prog, nil)
+		case strings.HasPrefix(sec, "raw_tracepoint/"):
+			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{
+				Name: strings.TrimPrefix(sec, "raw_tracepoint/"), Program: prog})
+		default:
+			return fmt.Errorf("program %s: unknown section %q", name, sec)
+		}
+		if err != nil {
+			return fmt.Errorf("attach %s (%s): %w", name, sec, err)
+		}
+		c.links = append(c.links, l)
+	}
+	return nil
+}
+
+// Track selects a process (tgid) for capture.
+func (c *Capture) Track(pid uint32) error {
+	return c.pids.Update(pid, uint8(1), ebpf.UpdateAny)
+}
+
+// Untrack deselects a process; missing entries are not an error.
+func (c *Capture) Untrack(pid uint32) error {
+	err := c.pids.Delete(pid)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Tracked lists the tgids currently selected in the kernel (including
+// children the kernel added on fork).
+func (c *Capture) Tracked() []uint32 {
+	var (
+		k   uint32
+		v   uint8
+		out []uint32
+	)
+	it := c.pids.Iterate()
+	for it.Next(&k, &v) {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Counters are the kernel's cumulative counters.
+type Counters struct {
+	DataEvents, DataDrops, CtlDrops, Truncated, ArgsDrops uint64
+}
+
+// Counters sums the per-CPU counters.
+func (c *Capture) Counters() (Counters, error) {
+	get := func(i uint32) (uint64, error) {
+		var vals []uint64
+		if err := c.coll.Maps["counters"].Lookup(i, &vals); err != nil {
+			return 0, err
+		}
+		var s uint64
+		for _, v := range vals {
+			s += v
+		}
+		return s, nil
+	}
+	var out Counters
+	for i, dst := range []*uint64{&out.DataEvents, &out.DataDrops, &out.CtlDrops, &out.Truncated, &out.ArgsDrops} {
+		v, err := get(uint32(i))
+		if err != nil {
+			return out, err
+		}
+		*dst = v
+	}
+	return out, nil
+}
+
+// Run reads both rings until ctx is done, calling onData for data/close
+// events (from one goroutine, in ring order) and onCtl for process events
+// (from another goroutine).
+func (c *Capture) Run(ctx context.Context, onData, onCtl func(*Event)) error {
+	go func() {
+		<-ctx.Done()
+		c.data.Close()
+		c.ctl.Close()
+	}()
+	errc := make(chan error, 2)
+	go func() { errc <- c.read(c.ctl, onCtl) }()
+	err := c.read(c.data, onData)
+	if err2 := <-errc; err == nil {
+		err = err2
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (c *Capture) read(r *ringbuf.Reader, fn func(*Event)) error {
+	var (
+		rec ringbuf.Record
+		ev  Event
+	)
+	for {
+		if err := r.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("read ring: %w", err)
+		}
+		if err := c.decode(rec.RawSample, &ev); err != nil {
+			continue
+		}
+		fn(&ev)
+	}
+}
+
+var hdrSize = int(unsafe.Sizeof(bpf.CaptureEventHdr{}))
+
+func (c *Capture) decode(b []byte, ev *Event) error {
+	if len(b) < hdrSize {
+		return fmt.Errorf("short event: %d bytes", len(b))
+	}
+	h := (*bpf.CaptureEventHdr)(unsafe.Pointer(&b[0]))
+	*ev = Event{
+		Type:   Type(h.Type),
+		Dir:    probe.Direction(h.Dir),
+		PID:    h.Pid,
+		TID:    h.Tid,
+		FD:     h.Fd,
+		SockID: h.SockId,
+		Start:  c.clock.wall(h.StartNs),
+		End:    c.clock.wall(h.EndNs),
+		Len:    h.Len,
+	}
+	if ev.Type == Data || ev.Type == Close {
+		ev.Local, ev.Remote = addrs(&h.Addr)
+	}
+	if n := int(h.Captured); n > 0 && hdrSize+n <= len(b) {
+		ev.Data = b[hdrSize : hdrSize+n]
+	}
+	return nil
+}
+
+func addrs(a *bpf.CaptureConnAddr) (local, remote netip.AddrPort) {
+	var l, r netip.Addr
+	if a.Family == unix.AF_INET {
+		l = netip.AddrFrom4([4]byte(a.Saddr[:4]))
+		r = netip.AddrFrom4([4]byte(a.Daddr[:4]))
+	} else {
+		l = netip.AddrFrom16(a.Saddr).Unmap()
+		r = netip.AddrFrom16(a.Daddr).Unmap()
+	}
+	return netip.AddrPortFrom(l, a.Sport), netip.AddrPortFrom(r, a.Dport)
+}
+
+// Close detaches and unloads everything. Safe to call more than once.
+func (c *Capture) Close() error {
+	c.once.Do(func() {
+		for _, l := range c.links {
+			l.Close()
+		}
+		if c.data != nil {
+			c.data.Close()
+		}
+		if c.ctl != nil {
+			c.ctl.Close()
+		}
+		if c.coll != nil {
+			c.coll.Close()
+		}
+	})
+	return nil
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// monoClock converts the kernel's CLOCK_MONOTONIC nanoseconds to wall time.
+type monoClock struct{ offset int64 }
+
+func newMonoClock() monoClock {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return monoClock{offset: time.Now().UnixNano() - ts.Nano()}
+}
+
+func (m monoClock) wall(mono uint64) time.Time {
+	if mono == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(mono)+m.offset)
+}

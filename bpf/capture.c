@@ -1,0 +1,311 @@
+//go:build ignore
+
+/* Socket I/O capture from syscall tracepoints (no kprobes on these kernels).
+ *
+ * For threads of selected processes, sys_enter_* records the syscall's
+ * buffer arguments; sys_exit_* checks the fd is a TCP socket (fd -> sock walk)
+ * and emits one event with the bytes moved (a bounded prefix) and the
+ * connection's addresses. Unselected processes pay one hash lookup. */
+#include "common.h"
+
+/* Set by the agent before load. */
+volatile const __u32 capture_size = 4096; /* <= MAX_CAPTURE */
+volatile const __u8 watch_exec = 0;      /* emit EV_EXEC for every exec */
+volatile const __u8 watch_listen = 0;    /* emit EV_LISTEN for every listen */
+
+#define MAX_IOV 8
+
+enum io_kind {
+	IO_BUF = 0, /* (fd, buf) read/write/recvfrom/sendto */
+	IO_IOV = 1, /* (fd, iov, iovcnt) readv/writev */
+	IO_MSG = 2, /* (fd, msghdr) recvmsg/sendmsg */
+};
+
+struct io_args {
+	__u64 start_ns;
+	__u64 ptr; /* buf, iovec array or msghdr */
+	__u32 iovcnt;
+	__s32 fd;
+	__u8 kind;
+	__u8 dir;
+};
+
+/* Syscall arguments between enter and exit, per thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct io_args);
+} active_io SEC(".maps");
+
+/* Scratch event, per CPU: too big for the 512-byte BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct data_event);
+} scratch SEC(".maps");
+
+/* Layouts of the user-space structures we read. */
+struct user_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+struct user_msghdr_min {
+	__u64 name;
+	__s32 namelen;
+	__s32 _pad;
+	__u64 iov;
+	__u64 iovlen;
+};
+
+struct sys_enter_ctx {
+	__u64 _common;
+	__s64 id;
+	__u64 args[6];
+};
+
+struct sys_exit_ctx {
+	__u64 _common;
+	__s64 id;
+	__s64 ret;
+};
+
+static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!is_traced(id >> 32))
+		return 0;
+	struct io_args a = {
+		.start_ns = bpf_ktime_get_ns(),
+		.fd = (__s32)ctx->args[0],
+		.ptr = ctx->args[1],
+		.kind = kind,
+		.dir = dir,
+	};
+	if (kind == IO_IOV)
+		a.iovcnt = (__u32)ctx->args[2];
+	if (bpf_map_update_elem(&active_io, &id, &a, BPF_ANY))
+		count(CNT_ARGS_DROPS);
+	return 0;
+}
+
+/* Copies up to `limit` bytes described by an iovec array into ev->data. */
+static __always_inline __u32 gather_iov(struct data_event *ev, __u64 iovp, __u32 iovcnt, __u32 limit)
+{
+	__u32 off = 0;
+#pragma unroll
+	for (int i = 0; i < MAX_IOV; i++) {
+		if (i >= iovcnt || off >= limit)
+			break;
+		struct user_iovec iov = {};
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iovp + i * sizeof(iov))))
+			break;
+		__u64 n = iov.len;
+		if (n > limit - off)
+			n = limit - off;
+		if (n > MAX_CAPTURE)
+			n = MAX_CAPTURE;
+		__u32 o = off & (MAX_CAPTURE - 1);
+		if (bpf_probe_read_user(&ev->data[o], n, (void *)iov.base))
+			break;
+		off += n;
+	}
+	return off;
+}
+
+static __always_inline int exit_io(struct sys_exit_ctx *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct io_args *ap = bpf_map_lookup_elem(&active_io, &id);
+	if (!ap)
+		return 0;
+	struct io_args a = *ap;
+	bpf_map_delete_elem(&active_io, &id);
+
+	__s64 ret = ctx->ret;
+	if (ret <= 0)
+		return 0;
+	struct sock *sk = tcp_sock_of_fd(a.fd);
+	if (!sk)
+		return 0;
+
+	__u32 zero = 0;
+	struct data_event *ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ev)
+		return 0;
+
+	__u32 limit = capture_size;
+	if (limit > MAX_CAPTURE)
+		limit = MAX_CAPTURE;
+	if ((__u64)ret < limit)
+		limit = (__u32)ret;
+	else if ((__u64)ret > limit)
+		count(CNT_TRUNCATED);
+
+	__u32 got = 0;
+	if (a.kind == IO_BUF) {
+		__u32 n = limit & (MAX_CAPTURE * 2 - 1);
+		if (n > MAX_CAPTURE)
+			n = MAX_CAPTURE;
+		if (!bpf_probe_read_user(ev->data, n, (void *)a.ptr))
+			got = n;
+	} else if (a.kind == IO_IOV) {
+		got = gather_iov(ev, a.ptr, a.iovcnt, limit);
+	} else {
+		struct user_msghdr_min m = {};
+		if (!bpf_probe_read_user(&m, sizeof(m), (void *)a.ptr))
+			got = gather_iov(ev, m.iov, (__u32)m.iovlen, limit);
+	}
+
+	ev->hdr.type = EV_DATA;
+	ev->hdr.dir = a.dir;
+	ev->hdr.pid = id >> 32;
+	ev->hdr.tid = (__u32)id;
+	ev->hdr.fd = a.fd;
+	ev->hdr.sock_id = (__u64)sk;
+	ev->hdr.start_ns = a.start_ns;
+	ev->hdr.end_ns = bpf_ktime_get_ns();
+	ev->hdr.len = (__u32)ret;
+	ev->hdr.captured = got;
+	read_conn_addr(sk, &ev->hdr.addr);
+
+	__u64 size = sizeof(ev->hdr) + got;
+	if (size > sizeof(*ev))
+		size = sizeof(*ev);
+	if (bpf_ringbuf_output(&events, ev, size, 0))
+		count(CNT_DATA_DROPS);
+	else
+		count(CNT_DATA_EVENTS);
+	return 0;
+}
+
+#define IO_TRACEPOINTS(name, kind, dir)                                      \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
+	int enter_##name(struct sys_enter_ctx *ctx) { return enter_io(ctx, kind, dir); } \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
+	int exit_##name(struct sys_exit_ctx *ctx) { return exit_io(ctx); }
+
+IO_TRACEPOINTS(read, IO_BUF, DIR_RECV)
+IO_TRACEPOINTS(recvfrom, IO_BUF, DIR_RECV)
+IO_TRACEPOINTS(readv, IO_IOV, DIR_RECV)
+IO_TRACEPOINTS(recvmsg, IO_MSG, DIR_RECV)
+IO_TRACEPOINTS(write, IO_BUF, DIR_SEND)
+IO_TRACEPOINTS(sendto, IO_BUF, DIR_SEND)
+IO_TRACEPOINTS(writev, IO_IOV, DIR_SEND)
+IO_TRACEPOINTS(sendmsg, IO_MSG, DIR_SEND)
+
+static __always_inline void emit_ctl(void *ring, __u8 type, __u32 pid, __u32 tid, __s32 fd,
+				     __u64 sock_id, __u32 len)
+{
+	struct event_hdr e = {
+		.type = type,
+		.pid = pid,
+		.tid = tid,
+		.fd = fd,
+		.sock_id = sock_id,
+		.len = len,
+	};
+	e.start_ns = e.end_ns = bpf_ktime_get_ns();
+	if (bpf_ringbuf_output(ring, &e, sizeof(e), 0))
+		count(ring == (void *)&events ? CNT_DATA_DROPS : CNT_CTL_DROPS);
+}
+
+/* Close of a traced socket: ordered with its data on the same ring so the
+ * agent can flush the connection after its last bytes. */
+SEC("tracepoint/syscalls/sys_enter_close")
+int enter_close(struct sys_enter_ctx *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!is_traced(id >> 32))
+		return 0;
+	int fd = (int)ctx->args[0];
+	struct sock *sk = tcp_sock_of_fd(fd);
+	if (!sk)
+		return 0;
+	emit_ctl(&events, EV_CLOSE, id >> 32, (__u32)id, fd, (__u64)sk, 0);
+	return 0;
+}
+
+/* listen(fd): lets --port select servers that start after the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __s32);
+} listen_fds SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_listen")
+int enter_listen(struct sys_enter_ctx *ctx)
+{
+	if (!watch_listen)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	__s32 fd = (__s32)ctx->args[0];
+	bpf_map_update_elem(&listen_fds, &id, &fd, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_listen")
+int exit_listen(struct sys_exit_ctx *ctx)
+{
+	if (!watch_listen)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	__s32 *fdp = bpf_map_lookup_elem(&listen_fds, &id);
+	if (!fdp)
+		return 0;
+	__s32 fd = *fdp;
+	bpf_map_delete_elem(&listen_fds, &id);
+	if (ctx->ret != 0)
+		return 0;
+	struct sock *sk = tcp_sock_of_fd(fd);
+	if (!sk)
+		return 0;
+	__u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	emit_ctl(&ctl_events, EV_LISTEN, id >> 32, (__u32)id, fd, (__u64)sk, port);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int on_exec(void *ctx)
+{
+	if (!watch_exec)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	emit_ctl(&ctl_events, EV_EXEC, id >> 32, (__u32)id, -1, 0, 0);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int on_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	if ((__u32)id != tgid || !is_traced(tgid))
+		return 0; /* a thread, or not ours */
+	bpf_map_delete_elem(&traced_pids, &tgid);
+	emit_ctl(&ctl_events, EV_EXIT, tgid, tgid, -1, 0, 0);
+	return 0;
+}
+
+/* A selected process forking a new process (pre-fork servers: gunicorn,
+ * nginx, php-fpm): the child is selected before it runs a syscall. Raw
+ * tracepoint to see the child task (threads share the tgid already). */
+SEC("raw_tracepoint/sched_process_fork")
+int on_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx->args[0];
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	if (!is_traced(ptgid))
+		return 0;
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	if (ctgid == ptgid)
+		return 0; /* a new thread */
+	__u8 one = 1;
+	bpf_map_update_elem(&traced_pids, &ctgid, &one, BPF_ANY);
+	emit_ctl(&ctl_events, EV_FORK, ptgid, ctgid, -1, 0, ctgid);
+	return 0;
+}

@@ -1,0 +1,169 @@
+/* Shared kernel-side definitions: event layouts read by agent/capture, the
+ * selected-process map, counters, and the fd -> socket walk. */
+#pragma once
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+/* Largest syscall payload prefix one event can carry; the runtime limit
+ * (capture_size) is at most this. Must be a power of two. */
+#define MAX_CAPTURE 8192
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+enum event_type {
+	EV_DATA = 1,   /* bytes moved on a TCP socket */
+	EV_CLOSE = 2,  /* a traced TCP socket fd was closed */
+	EV_EXEC = 3,   /* a process exec'd (only when the agent selects by exe) */
+	EV_EXIT = 4,   /* a selected process exited */
+	EV_FORK = 5,   /* a selected process forked a new process (auto-selected) */
+	EV_LISTEN = 6, /* a process started listening (only when selecting by port) */
+};
+
+enum direction {
+	DIR_RECV = 0,
+	DIR_SEND = 1,
+};
+
+/* Counters, indices of the per-CPU `counters` array. */
+enum counter {
+	CNT_DATA_EVENTS = 0,
+	CNT_DATA_DROPS = 1,  /* ringbuf full: an event was lost */
+	CNT_CTL_DROPS = 2,
+	CNT_TRUNCATED = 3,   /* payload larger than capture_size */
+	CNT_ARGS_DROPS = 4,  /* per-thread syscall argument map full */
+	CNT_MAX = 8,
+};
+
+struct conn_addr {
+	__u8 saddr[16]; /* local (the traced process's end) */
+	__u8 daddr[16]; /* remote */
+	__u16 sport;    /* host order */
+	__u16 dport;    /* host order */
+	__u16 family;
+	__u16 _pad;
+};
+
+/* Header of every event on the `events` ring. Data events append
+ * `captured` payload bytes. Kept 8-byte aligned. */
+struct event_hdr {
+	__u8 type;
+	__u8 dir;
+	__u16 _pad0;
+	__u32 pid; /* tgid */
+	__u32 tid;
+	__s32 fd;
+	__u64 sock_id; /* struct sock address: identity while the socket lives */
+	__u64 start_ns; /* CLOCK_MONOTONIC at syscall entry */
+	__u64 end_ns;   /* at syscall exit */
+	__u32 len;      /* bytes the syscall moved (or port for EV_LISTEN, child pid for EV_FORK) */
+	__u32 captured; /* payload bytes that follow */
+	struct conn_addr addr;
+};
+
+struct data_event {
+	struct event_hdr hdr;
+	/* Twice MAX_CAPTURE so the verifier can prove offset+size stays inside
+	 * when gathering iovecs at a variable offset. */
+	__u8 data[MAX_CAPTURE * 2];
+};
+
+/* Processes (tgids) being traced. Filled by the agent, extended by fork. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} traced_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Data and close events, in syscall order per connection. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+/* Process lifecycle events, separate so a data flood cannot drop them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 << 10);
+} ctl_events SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool is_traced(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&traced_pids, &tgid) != NULL;
+}
+
+/* fd -> struct sock of the current task, or NULL when fd is not a TCP
+ * socket. Walks task->files->fdt->fd[fd] with CO-RE reads, which work under
+ * lockdown and for sockets opened before the agent started. */
+static __always_inline struct sock *tcp_sock_of_fd(int fd)
+{
+	if (fd < 0)
+		return NULL;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return NULL;
+	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+	if ((unsigned int)fd >= max_fds)
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	if (!file)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return NULL;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return NULL;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	return sk;
+}
+
+static __always_inline void read_conn_addr(struct sock *sk, struct conn_addr *a)
+{
+	a->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	a->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	a->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	/* BPF_CORE_READ_INTO sizes by *dst, so read into typed locals. */
+	if (a->family == AF_INET) {
+		__be32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__be32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(a->saddr, &s, 4);
+		__builtin_memcpy(a->daddr, &d, 4);
+	} else {
+		struct in6_addr s6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+		struct in6_addr d6 = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
+		__builtin_memcpy(a->saddr, &s6, 16);
+		__builtin_memcpy(a->daddr, &d6, 16);
+	}
+}

@@ -1,0 +1,97 @@
+// Package probe holds the contract between the kernel capture (agent) and the
+// protocol probes (probes/<proto>): what one connection is, what one syscall's
+// bytes look like, and the protocol-neutral span record a probe produces.
+//
+// Probes never see the kernel or the exporter: they turn ordered Chunks of one
+// connection into Spans. That keeps them testable on captured bytes alone.
+package probe
+
+import (
+	"net/netip"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Direction of bytes relative to the traced process.
+type Direction uint8
+
+const (
+	Recv Direction = iota // the process read these bytes from the socket
+	Send                  // the process wrote these bytes to the socket
+)
+
+func (d Direction) String() string {
+	if d == Send {
+		return "send"
+	}
+	return "recv"
+}
+
+// Conn is one TCP connection of a traced process, as the kernel saw it.
+type Conn struct {
+	PID    uint32
+	FD     int32
+	ID     uint64         // kernel socket identity, unique while the socket lives
+	Local  netip.AddrPort // the traced process's end
+	Remote netip.AddrPort // the peer
+}
+
+// Chunk is what one syscall moved on a connection.
+type Chunk struct {
+	Dir   Direction
+	TID   uint32
+	Start time.Time // syscall entry
+	End   time.Time // syscall exit
+	// Len is how many bytes the syscall really moved; Data holds the first
+	// len(Data) <= Len of them (the kernel captures a bounded prefix).
+	Len  int
+	Data []byte
+	// Ctx is the trace context the kernel associated with this syscall
+	// (e.g. the thread's current server request); invalid when none.
+	Ctx trace.SpanContext
+}
+
+// Truncated reports whether the kernel captured fewer bytes than moved.
+func (c *Chunk) Truncated() bool { return len(c.Data) < c.Len }
+
+// Span is a protocol-neutral finished operation a probe observed. The
+// exporter turns it into an OpenTelemetry span of the process's service.
+type Span struct {
+	PID   uint32
+	TID   uint32
+	Kind  trace.SpanKind
+	Name  string
+	Start time.Time
+	End   time.Time
+	Attrs []attribute.KeyValue
+	// Error marks status ERROR; StatusMessage is optional detail.
+	Error         bool
+	StatusMessage string
+
+	// SpanContext is this span's identity when it is already known (for
+	// example chosen by the kernel so it could be propagated); when invalid
+	// the exporter generates ids.
+	SpanContext trace.SpanContext
+	// Parent is the parent span's context (remote or local); invalid = root.
+	Parent trace.SpanContext
+}
+
+// Parser consumes one connection's chunks in order and returns the spans
+// they complete. Implementations must never panic on malformed input.
+type Parser interface {
+	Feed(c Chunk) []Span
+	// Close flushes what is pending when the connection ends.
+	Close(at time.Time) []Span
+}
+
+// Probe is one protocol: it recognises a connection from its first bytes
+// and builds a Parser for it.
+type Probe interface {
+	Name() string
+	// Detect reports whether the first captured chunk of a connection looks
+	// like this protocol.
+	Detect(c *Chunk) bool
+	NewParser(conn Conn) Parser
+}
