@@ -28,6 +28,7 @@ struct io_args {
 	__s32 fd;
 	__u8 kind;
 	__u8 dir;
+	__u8 state; /* trace_state at entry */
 };
 
 /* Syscall arguments between enter and exit, per thread. */
@@ -75,9 +76,11 @@ struct sys_exit_ctx {
 static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!is_traced(id >> 32))
+	__u8 state = trace_state(id >> 32);
+	if (!state)
 		return 0;
 	struct io_args a = {
+		.state = state,
 		.start_ns = bpf_ktime_get_ns(),
 		.fd = (__s32)ctx->args[0],
 		.ptr = ctx->args[1],
@@ -161,6 +164,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 
 	ev->hdr.type = EV_DATA;
 	ev->hdr.dir = a.dir;
+	ev->hdr.flags = a.state == TRACE_PENDING ? EVF_PENDING : 0;
 	ev->hdr.pid = id >> 32;
 	ev->hdr.tid = (__u32)id;
 	ev->hdr.fd = a.fd;
@@ -218,7 +222,7 @@ SEC("tracepoint/syscalls/sys_enter_close")
 int enter_close(struct sys_enter_ctx *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!is_traced(id >> 32))
+	if (!trace_state(id >> 32))
 		return 0;
 	int fd = (int)ctx->args[0];
 	struct sock *sk = tcp_sock_of_fd(fd);
@@ -274,7 +278,11 @@ int on_exec(void *ctx)
 	if (!watch_exec)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
-	emit_ctl(&ctl_events, EV_EXEC, id >> 32, (__u32)id, -1, 0, 0);
+	__u32 tgid = id >> 32;
+	/* Capture from the first syscall; the agent confirms or drops it. */
+	__u8 pending = TRACE_PENDING;
+	bpf_map_update_elem(&traced_pids, &tgid, &pending, BPF_NOEXIST);
+	emit_ctl(&ctl_events, EV_EXEC, tgid, (__u32)id, -1, 0, 0);
 	return 0;
 }
 
@@ -283,7 +291,7 @@ int on_exit(void *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
-	if ((__u32)id != tgid || !is_traced(tgid))
+	if ((__u32)id != tgid || !trace_state(tgid))
 		return 0; /* a thread, or not ours */
 	bpf_map_delete_elem(&traced_pids, &tgid);
 	emit_ctl(&ctl_events, EV_EXIT, tgid, tgid, -1, 0, 0);
@@ -299,13 +307,13 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *parent = (struct task_struct *)ctx->args[0];
 	struct task_struct *child = (struct task_struct *)ctx->args[1];
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
-	if (!is_traced(ptgid))
+	__u8 state = trace_state(ptgid);
+	if (!state)
 		return 0;
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	if (ctgid == ptgid)
 		return 0; /* a new thread */
-	__u8 one = 1;
-	bpf_map_update_elem(&traced_pids, &ctgid, &one, BPF_ANY);
+	bpf_map_update_elem(&traced_pids, &ctgid, &state, BPF_ANY);
 	emit_ctl(&ctl_events, EV_FORK, ptgid, ctgid, -1, 0, ctgid);
 	return 0;
 }

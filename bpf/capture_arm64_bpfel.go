@@ -33,7 +33,8 @@ type CaptureEventHdr struct {
 	_        structs.HostLayout
 	Type     uint8
 	Dir      uint8
-	Pad0     uint16
+	Flags    uint8
+	Pad0     uint8
 	Pid      uint32
 	Tid      uint32
 	Fd       int32
@@ -53,7 +54,8 @@ type CaptureIoArgs struct {
 	Fd      int32
 	Kind    uint8
 	Dir     uint8
-	_       [6]byte
+	State   uint8
+	_       [5]byte
 }
 
 // Names of all BPF objects in the ELF.

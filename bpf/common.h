@@ -54,10 +54,20 @@ struct conn_addr {
 
 /* Header of every event on the `events` ring. Data events append
  * `captured` payload bytes. Kept 8-byte aligned. */
+/* Values of traced_pids. */
+enum trace_state {
+	TRACE_ON = 1,
+	TRACE_PENDING = 2, /* exec'd while the agent selects by exe: traced until the agent decides */
+};
+
+/* event_hdr.flags */
+#define EVF_PENDING 1
+
 struct event_hdr {
 	__u8 type;
 	__u8 dir;
-	__u16 _pad0;
+	__u8 flags;
+	__u8 _pad0;
 	__u32 pid; /* tgid */
 	__u32 tid;
 	__s32 fd;
@@ -110,9 +120,11 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
-static __always_inline bool is_traced(__u32 tgid)
+/* The process's trace_state, 0 when not traced. */
+static __always_inline __u8 trace_state(__u32 tgid)
 {
-	return bpf_map_lookup_elem(&traced_pids, &tgid) != NULL;
+	__u8 *v = bpf_map_lookup_elem(&traced_pids, &tgid);
+	return v ? *v : 0;
 }
 
 /* fd -> struct sock of the current task, or NULL when fd is not a TCP

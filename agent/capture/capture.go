@@ -41,18 +41,21 @@ const (
 // Event is one decoded kernel event. Data is only valid during the handler
 // call (it aliases the ring buffer record); copy it to keep it.
 type Event struct {
-	Type   Type
-	Dir    probe.Direction
-	PID    uint32
-	TID    uint32 // for Fork: the child's pid
-	FD     int32
-	SockID uint64
-	Start  time.Time
-	End    time.Time
-	Len    uint32 // bytes moved; for Listen: the port
-	Data   []byte
-	Local  netip.AddrPort
-	Remote netip.AddrPort
+	Type Type
+	Dir  probe.Direction
+	// Pending: the process exec'd while the agent selects by executable and
+	// has not been confirmed yet (see Capture.Confirm).
+	Pending bool
+	PID     uint32
+	TID     uint32 // for Fork: the child's pid
+	FD      int32
+	SockID  uint64
+	Start   time.Time
+	End     time.Time
+	Len     uint32 // bytes moved; for Listen: the port
+	Data    []byte
+	Local   netip.AddrPort
+	Remote  netip.AddrPort
 }
 
 // Options configure the kernel side.
@@ -149,7 +152,7 @@ func (c *Capture) attach(spec *ebpf.CollectionSpec) error {
 	return nil
 }
 
-// Track selects a process (tgid) for capture.
+// Track selects a process (tgid) for capture (or confirms a pending one).
 func (c *Capture) Track(pid uint32) error {
 	return c.pids.Update(pid, uint8(1), ebpf.UpdateAny)
 }
@@ -255,15 +258,16 @@ func (c *Capture) decode(b []byte, ev *Event) error {
 	}
 	h := (*bpf.CaptureEventHdr)(unsafe.Pointer(&b[0]))
 	*ev = Event{
-		Type:   Type(h.Type),
-		Dir:    probe.Direction(h.Dir),
-		PID:    h.Pid,
-		TID:    h.Tid,
-		FD:     h.Fd,
-		SockID: h.SockId,
-		Start:  c.clock.wall(h.StartNs),
-		End:    c.clock.wall(h.EndNs),
-		Len:    h.Len,
+		Type:    Type(h.Type),
+		Dir:     probe.Direction(h.Dir),
+		Pending: h.Flags&1 != 0,
+		PID:     h.Pid,
+		TID:     h.Tid,
+		FD:      h.Fd,
+		SockID:  h.SockId,
+		Start:   c.clock.wall(h.StartNs),
+		End:     c.clock.wall(h.EndNs),
+		Len:     h.Len,
 	}
 	if ev.Type == Data || ev.Type == Close {
 		ev.Local, ev.Remote = addrs(&h.Addr)

@@ -79,7 +79,9 @@ type Span struct {
 }
 
 // Parser consumes one connection's chunks in order and returns the spans
-// they complete. Implementations must never panic on malformed input.
+// they complete. Implementations must never panic on malformed input, and
+// must copy what they keep of Chunk.Data: it aliases the kernel ring buffer
+// and is only valid during Feed.
 type Parser interface {
 	Feed(c Chunk) []Span
 	// Close flushes what is pending when the connection ends.

@@ -1,0 +1,301 @@
+// Package agent wires the daemon together: process selection → kernel
+// capture → per-connection protocol parsing → span export.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tracer-agent/tracer-agent/agent/capture"
+	"github.com/tracer-agent/tracer-agent/agent/conntrack"
+	"github.com/tracer-agent/tracer-agent/agent/export"
+	"github.com/tracer-agent/tracer-agent/agent/procinfo"
+	"github.com/tracer-agent/tracer-agent/agent/selector"
+	httpprobe "github.com/tracer-agent/tracer-agent/probes/http"
+	"github.com/tracer-agent/tracer-agent/probes/probe"
+)
+
+// Config is everything the CLI decides.
+type Config struct {
+	Select       selector.Criteria
+	Output       string   // auto|otlp|console|both
+	DropRoutes   []string // span filters on http.route / url.path
+	CaptureBytes int
+	ProcRoot     string
+	Version      string
+	// Rescan is how often /proc is re-read for --exe/--port matches the
+	// kernel events may have missed.
+	Rescan time.Duration
+	// StatsEvery logs the self-report counters at this interval (0: only at exit).
+	StatsEvery time.Duration
+}
+
+const (
+	maxConns    = 65536
+	idleConn    = 2 * time.Minute
+	sweepPeriod = 30 * time.Second
+)
+
+// Run traces until ctx is cancelled. It returns a one-line error for
+// problems of configuration or environment.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Select.Validate(); err != nil {
+		return err
+	}
+	if err := preflight(); err != nil {
+		return err
+	}
+	sel := selector.New(cfg.ProcRoot, cfg.Select)
+	initial, err := sel.Initial()
+	if err != nil {
+		return err
+	}
+
+	a := &runner{cfg: cfg, sel: sel, tracked: map[uint32]bool{}, services: map[uint32]export.ServiceInfo{}}
+	pipe, err := export.New(ctx, export.Config{
+		Output:     cfg.Output,
+		DropRoutes: cfg.DropRoutes,
+		Version:    cfg.Version,
+		Lookup:     a.service,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := pipe.Shutdown(sctx); err != nil {
+			slog.Warn("flushing spans at exit", "err", err)
+		}
+	}()
+
+	capt, err := capture.Load(capture.Options{
+		CaptureBytes: cfg.CaptureBytes,
+		WatchExec:    sel.WatchesExec(),
+		WatchListen:  sel.WatchesListen(),
+	})
+	if err != nil {
+		return err
+	}
+	defer capt.Close()
+
+	a.capt, a.pipe = capt, pipe
+	a.conns = conntrack.New([]probe.Probe{httpprobe.New(httpprobe.Options{})}, maxConns, pipe.Export)
+	for _, pid := range initial {
+		a.track(pid, "initial")
+	}
+	slog.Info("ready", "pids", len(initial), "capture_bytes", cfg.CaptureBytes, "output", cfg.Output)
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); a.housekeeping(runCtx) }()
+	err = capt.Run(runCtx, a.onData, a.onCtl)
+	stop()
+	wg.Wait()
+	capt.Close() // detach before flushing so no new events race the flush
+	a.conns.FlushAll(time.Now())
+	a.logStats("final")
+	return err
+}
+
+// runner is the state of one Run.
+type runner struct {
+	cfg   Config
+	sel   *selector.Selector
+	capt  *capture.Capture
+	pipe  *export.Pipeline
+	conns *conntrack.Tracker
+
+	mu       sync.Mutex
+	tracked  map[uint32]bool
+	services map[uint32]export.ServiceInfo // read when selected: short-lived processes are gone by export time
+}
+
+// exitGrace lets a process's last data events, which travel on the data
+// ring while its exit travels on the control ring, drain before its
+// connections and provider are flushed.
+const exitGrace = 2 * time.Second
+
+func (a *runner) track(pid uint32, why string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.tracked[pid] {
+		return
+	}
+	if err := a.capt.Track(pid); err != nil {
+		slog.Warn("cannot select process", "pid", pid, "err", err)
+		return
+	}
+	a.tracked[pid] = true
+	a.services[pid] = readService(a.cfg.ProcRoot, pid)
+	slog.Info("tracing process", "pid", pid, "service", a.services[pid].ServiceName, "why", why)
+}
+
+// service resolves a pid's identity for the exporter.
+func (a *runner) service(pid uint32) export.ServiceInfo {
+	a.mu.Lock()
+	info, ok := a.services[pid]
+	a.mu.Unlock()
+	if ok {
+		return info
+	}
+	return readService(a.cfg.ProcRoot, pid)
+}
+
+func (a *runner) forget(pid uint32, at time.Time) {
+	a.mu.Lock()
+	known := a.tracked[pid]
+	delete(a.tracked, pid)
+	a.mu.Unlock()
+	_ = a.capt.Untrack(pid)
+	time.AfterFunc(exitGrace, func() {
+		a.conns.ForgetPID(pid, at)
+		a.pipe.ForgetProcess(pid)
+		a.mu.Lock()
+		if !a.tracked[pid] { // not a reused pid selected again meanwhile
+			delete(a.services, pid)
+		}
+		a.mu.Unlock()
+	})
+	if known {
+		slog.Info("process exited", "pid", pid)
+	}
+}
+
+// decidePending settles a process the kernel traces provisionally since
+// its exec: it reports whether its events are wanted. Called from both
+// rings, whichever sees the process first. A "no" is not cached: once
+// untracked, only events already in flight or a later exec (which may
+// match) carry the pending flag, so re-deciding is both rare and right.
+func (a *runner) decidePending(pid uint32) bool {
+	a.mu.Lock()
+	tracked := a.tracked[pid]
+	a.mu.Unlock()
+	if tracked {
+		return true
+	}
+	if a.sel.OnExec(pid) {
+		a.track(pid, "exec")
+		return true
+	}
+	_ = a.capt.Untrack(pid)
+	return false
+}
+
+func (a *runner) onData(ev *capture.Event) {
+	if ev.Pending && !a.decidePending(ev.PID) {
+		return
+	}
+	switch ev.Type {
+	case capture.Data:
+		a.conns.Data(probe.Conn{
+			PID:    ev.PID,
+			FD:     ev.FD,
+			ID:     ev.SockID,
+			Local:  ev.Local,
+			Remote: ev.Remote,
+		}, probe.Chunk{
+			Dir:   ev.Dir,
+			TID:   ev.TID,
+			Start: ev.Start,
+			End:   ev.End,
+			Len:   int(ev.Len),
+			Data:  ev.Data,
+		})
+	case capture.Close:
+		a.conns.Closed(ev.PID, ev.SockID, ev.End)
+	}
+}
+
+func (a *runner) onCtl(ev *capture.Event) {
+	switch ev.Type {
+	case capture.Exec:
+		a.decidePending(ev.PID)
+	case capture.Listen:
+		if a.sel.OnListen(ev.PID, uint16(ev.Len)) {
+			a.track(ev.PID, fmt.Sprintf("listen :%d", ev.Len))
+		}
+	case capture.Fork:
+		// The kernel already selected the child; remember it for exit.
+		a.mu.Lock()
+		a.tracked[ev.TID] = true
+		a.services[ev.TID] = readService(a.cfg.ProcRoot, ev.TID)
+		a.mu.Unlock()
+		slog.Debug("tracing forked child", "parent", ev.PID, "pid", ev.TID)
+	case capture.Exit:
+		a.forget(ev.PID, ev.End)
+	}
+}
+
+// housekeeping rescans /proc for late matches, sweeps idle connections and
+// reports counters.
+func (a *runner) housekeeping(ctx context.Context) {
+	rescan := a.cfg.Rescan
+	if rescan <= 0 {
+		rescan = 10 * time.Second
+	}
+	tRescan := time.NewTicker(rescan)
+	tSweep := time.NewTicker(sweepPeriod)
+	defer tRescan.Stop()
+	defer tSweep.Stop()
+	var tStats <-chan time.Time
+	if a.cfg.StatsEvery > 0 {
+		t := time.NewTicker(a.cfg.StatsEvery)
+		defer t.Stop()
+		tStats = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tRescan.C:
+			if !a.sel.WatchesExec() && !a.sel.WatchesListen() {
+				continue
+			}
+			pids, err := a.sel.Rescan()
+			if err != nil {
+				slog.Debug("rescan", "err", err)
+			}
+			for _, pid := range pids {
+				a.track(pid, "rescan")
+			}
+		case now := <-tSweep.C:
+			a.conns.Sweep(now.Add(-idleConn), now)
+		case <-tStats:
+			a.logStats("stats")
+		}
+	}
+}
+
+func (a *runner) logStats(msg string) {
+	k, err := a.capt.Counters()
+	if err != nil {
+		slog.Warn("reading kernel counters", "err", err)
+	}
+	cs, open := a.conns.Stats()
+	slog.Info(msg,
+		"events", k.DataEvents, "ring_drops", k.DataDrops, "ctl_drops", k.CtlDrops,
+		"truncated", k.Truncated, "args_drops", k.ArgsDrops,
+		"conns", cs.Conns, "conns_open", open, "conns_ignored", cs.Ignored, "conns_evicted", cs.Evicted)
+}
+
+// readService reads a pid's service identity from /proc.
+func readService(procRoot string, pid uint32) export.ServiceInfo {
+	info, err := procinfo.Read(procRoot, pid)
+	if err != nil {
+		return export.ServiceInfo{PID: pid, ServiceName: fmt.Sprintf("pid-%d", pid)}
+	}
+	return export.ServiceInfo{
+		PID:            pid,
+		ServiceName:    info.ServiceName,
+		ExecutableName: info.ExeName,
+		ExecutablePath: info.ExePath,
+		Command:        info.Command,
+		ResourceAttrs:  info.ResourceAttrs,
+	}
+}

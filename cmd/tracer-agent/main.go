@@ -1,0 +1,139 @@
+// Command tracer-agent traces unmodified processes from the kernel and
+// exports their HTTP calls as OpenTelemetry spans.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/tracer-agent/tracer-agent/agent"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usageHead = `tracer-agent: zero-code distributed tracing from the kernel (eBPF).
+
+Watches the TCP sockets of the selected processes with syscall tracepoints
+(no kprobes, no code changes, any language) and turns their HTTP/1.x calls
+into OpenTelemetry spans: SERVER spans for requests they receive, CLIENT
+spans for requests they send. An incoming W3C traceparent is honoured.
+
+Usage:
+  sudo tracer-agent --pid 1234
+  sudo tracer-agent --exe '*/python3*' --port 8080
+  sudo OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 tracer-agent --exe '/srv/*'
+
+Selection (at least one; children forked by a selected process are traced too):
+`
+
+const usageTail = `
+Export: spans go to OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT (or
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set — the standard OTEL_EXPORTER_OTLP_*,
+OTEL_TRACES_SAMPLER(_ARG), OTEL_BSP_* and OTEL_RESOURCE_ATTRIBUTES variables
+apply — otherwise each finished trace is printed as a waterfall on stdout.
+A traced process's own OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES name its
+service (default: its executable or script name).
+
+Requires Linux with BTF (/sys/kernel/btf/vmlinux) and root or CAP_BPF+CAP_PERFMON.
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "tracer-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	var (
+		cfg = agent.Config{ProcRoot: "/proc", Version: version}
+		pids, ports listFlag
+		exes, drops listFlag
+		logLevel    string
+		showVersion bool
+	)
+	fs := flag.NewFlagSet("tracer-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Var(&pids, "pid", "trace process `PID` (repeatable)")
+	fs.Var(&exes, "exe", "trace processes whose executable path, executable name or argv[0] matches `GLOB`, including ones started later (repeatable)")
+	fs.Var(&ports, "port", "trace processes listening on TCP `PORT`, including ones that start listening later (repeatable)")
+	fs.StringVar(&cfg.Output, "output", "auto", "where spans go: `auto` (otlp if an OTLP endpoint is set, else console), otlp, console, both")
+	fs.Var(&drops, "drop-route", "drop HTTP spans whose route or path matches `GLOB`, e.g. '/health*' (repeatable)")
+	fs.IntVar(&cfg.CaptureBytes, "capture-bytes", 4096, "payload bytes captured per syscall (1..8192); larger messages are still framed by their lengths")
+	fs.DurationVar(&cfg.StatsEvery, "stats-interval", 0, "log capture counters (events, drops, connections) every `DURATION` (0: only at exit)")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageHead)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, usageTail)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only; see --help)", fs.Arg(0))
+	}
+	if showVersion {
+		fmt.Println("tracer-agent", version)
+		return nil
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})))
+
+	switch cfg.Output {
+	case "auto", "otlp", "console", "both":
+	default:
+		return fmt.Errorf("--output %q: want auto, otlp, console or both", cfg.Output)
+	}
+	for _, p := range pids {
+		n, err := strconv.ParseUint(p, 10, 32)
+		if err != nil || n == 0 {
+			return fmt.Errorf("--pid %q: want a process id", p)
+		}
+		cfg.Select.PIDs = append(cfg.Select.PIDs, uint32(n))
+	}
+	for _, p := range ports {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return fmt.Errorf("--port %q: want a TCP port 1..65535", p)
+		}
+		cfg.Select.Ports = append(cfg.Select.Ports, uint16(n))
+	}
+	cfg.Select.ExeGlobs = exes
+	cfg.DropRoutes = drops
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return agent.Run(ctx, cfg)
+}
+
+// listFlag collects a repeatable flag; commas also separate values.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
