@@ -97,9 +97,9 @@ func Run(ctx context.Context, cfg Config) error {
 	err = capt.Run(runCtx, a.onData, a.onCtl)
 	stop()
 	wg.Wait()
-	capt.Close() // detach before flushing so no new events race the flush
+	a.logStats("final") // counters live in kernel maps: read them before detaching
+	capt.Close()        // detach before flushing so no new events race the flush
 	a.conns.FlushAll(time.Now())
-	a.logStats("final")
 	return err
 }
 

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/tracer-agent/tracer-agent/agent"
+	"github.com/tracer-agent/tracer-agent/agent/capture"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -59,7 +60,7 @@ func main() {
 
 func run(args []string, stderr io.Writer) error {
 	var (
-		cfg = agent.Config{ProcRoot: "/proc", Version: version}
+		cfg         = agent.Config{ProcRoot: "/proc", Version: version}
 		pids, ports listFlag
 		exes, drops listFlag
 		logLevel    string
@@ -115,6 +116,12 @@ func run(args []string, stderr io.Writer) error {
 			return fmt.Errorf("--port %q: want a TCP port 1..65535", p)
 		}
 		cfg.Select.Ports = append(cfg.Select.Ports, uint16(n))
+	}
+	if cfg.CaptureBytes < 1 || cfg.CaptureBytes > capture.MaxCaptureBytes {
+		return fmt.Errorf("--capture-bytes %d: want 1..%d", cfg.CaptureBytes, capture.MaxCaptureBytes)
+	}
+	if cfg.StatsEvery < 0 {
+		return fmt.Errorf("--stats-interval %v: want a positive duration or 0", cfg.StatsEvery)
 	}
 	cfg.Select.ExeGlobs = exes
 	cfg.DropRoutes = drops

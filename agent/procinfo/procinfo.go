@@ -1,0 +1,74 @@
+// Package procinfo reads what the agent needs to know about one process
+// from /proc: its executable, command line and OpenTelemetry identity
+// (OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES from its environment).
+//
+// procRoot is a parameter (normally "/proc") so that the agent can run with
+// the host's /proc mounted elsewhere and so tests can use a fake tree.
+package procinfo
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"go.opentelemetry.io/otel/attribute"
+)
+
+// Info is one process's identity.
+type Info struct {
+	PID         uint32
+	ExePath     string   // readlink of /proc/<pid>/exe, "" when unreadable
+	ExeName     string   // base of ExePath
+	Command     string   // argv[0]
+	CommandLine []string // argv
+	// ServiceName is OTEL_SERVICE_NAME, else service.name from
+	// OTEL_RESOURCE_ATTRIBUTES, else the executable name.
+	ServiceName string
+	// ResourceAttrs are the OTEL_RESOURCE_ATTRIBUTES entries other than
+	// service.name, as string attributes.
+	ResourceAttrs []attribute.KeyValue
+}
+
+// Read collects the Info of pid. The only error is a missing process;
+// anything else unreadable (a kernel thread's exe, another user's environ)
+// just leaves the corresponding fields empty.
+func Read(procRoot string, pid uint32) (Info, error) {
+	procRoot = Root(procRoot)
+	if !Exists(procRoot, pid) {
+		return Info{}, NotFound(pid)
+	}
+	info := Info{PID: pid}
+	info.ExePath, _ = ExePath(procRoot, pid)
+	if info.ExePath != "" {
+		info.ExeName = filepath.Base(info.ExePath)
+	}
+	args, err := CommandLine(procRoot, pid)
+	if err != nil && !Exists(procRoot, pid) {
+		return Info{}, NotFound(pid) // it exited while we were reading
+	}
+	info.CommandLine = args
+	if len(args) > 0 {
+		info.Command = args[0]
+	}
+
+	env, _ := Environ(procRoot, pid) // permission denied is not fatal
+	svc, attrs := otelIdentity(env)
+	info.ResourceAttrs = attrs
+	info.ServiceName = svc
+	if info.ServiceName == "" {
+		info.ServiceName = fallbackName(info)
+	}
+	return info, nil
+}
+
+// fallbackName names a process that declared no service name.
+func fallbackName(info Info) string {
+	if info.ExeName != "" {
+		return info.ExeName
+	}
+	if info.Command != "" {
+		if b := filepath.Base(info.Command); b != "." && b != "/" {
+			return b
+		}
+	}
+	return fmt.Sprintf("pid-%d", info.PID)
+}

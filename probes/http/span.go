@@ -1,0 +1,269 @@
+package http
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// errNotObserved is error.type for a request whose response never showed up.
+const errNotObserved = "response_not_observed"
+
+// buildSpan turns a request (answered or not) into a span ending at end.
+func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
+	h := &r.h
+	if end.Before(r.from.start) {
+		end = r.from.start
+	}
+	sp := probe.Span{
+		PID:   conn.PID,
+		TID:   r.from.tid,
+		Kind:  r.kind,
+		Start: r.from.start,
+		End:   end,
+	}
+	t := splitTarget(h.method, h.target)
+	route := ""
+	if t.hasPath {
+		route = Route(t.path)
+	}
+
+	method := h.method
+	attrs := make([]attribute.KeyValue, 0, 20)
+	if isKnownMethod(method) {
+		attrs = append(attrs, semconv.HTTPRequestMethodKey.String(method))
+	} else {
+		attrs = append(attrs, semconv.HTTPRequestMethodOther, semconv.HTTPRequestMethodOriginalKey.String(method))
+		method = "HTTP" // semconv span name for _OTHER
+	}
+	sp.Name = method
+	if route != "" {
+		sp.Name += " " + route
+	}
+
+	attrs = append(attrs, semconv.URLSchemeKey.String("http"))
+	if t.hasPath {
+		attrs = append(attrs, semconv.URLPathKey.String(t.path))
+	}
+	if t.query != "" {
+		attrs = append(attrs, semconv.URLQueryKey.String(redactQuery(t.query)))
+	}
+	if h.version != "" {
+		attrs = append(attrs, semconv.NetworkProtocolVersionKey.String(h.version))
+	}
+	if h.userAgent != "" {
+		attrs = append(attrs, semconv.UserAgentOriginalKey.String(h.userAgent))
+	}
+	if r.reqBodyKnown && (h.contentLength >= 0 || h.chunked) {
+		attrs = append(attrs, semconv.HTTPRequestBodySizeKey.Int64(r.reqBody))
+	}
+	if r.answered {
+		attrs = append(attrs, semconv.HTTPResponseStatusCodeKey.Int(r.status))
+		if r.respBodyKnown {
+			attrs = append(attrs, semconv.HTTPResponseBodySizeKey.Int64(r.respBody))
+		}
+	}
+
+	// The authority the client asked for: Host header, else an absolute
+	// target's authority, else the socket address.
+	authority := h.host
+	if authority == "" {
+		authority = t.authority
+	}
+	peer := conn.Remote
+	if r.kind == trace.SpanKindServer {
+		attrs = appendServerAddr(attrs, authority, conn.Local)
+		if route != "" {
+			attrs = append(attrs, semconv.HTTPRouteKey.String(route))
+		}
+		if peer.IsValid() {
+			attrs = append(attrs,
+				semconv.ClientAddressKey.String(peer.Addr().Unmap().String()),
+				semconv.ClientPortKey.Int(int(peer.Port())))
+		}
+		if h.traceparent != "" {
+			sp.Parent = probe.ParseTraceparent(h.traceparent, h.tracestate)
+		}
+	} else {
+		attrs = appendServerAddr(attrs, authority, conn.Remote)
+		if full := urlFull(t, authority, conn.Remote); full != "" {
+			attrs = append(attrs, semconv.URLFullKey.String(full))
+		}
+		if route != "" {
+			attrs = append(attrs, semconv.URLTemplateKey.String(route))
+		}
+		if r.from.ctx.IsValid() {
+			sp.Parent = r.from.ctx
+		}
+		if h.traceparent != "" {
+			// The process propagated this context itself: this client span is
+			// the parent the downstream server will see.
+			if sc := probe.ParseTraceparent(h.traceparent, h.tracestate); sc.IsValid() {
+				sp.SpanContext = sc.WithRemote(false)
+			}
+		}
+	}
+	if peer.IsValid() {
+		attrs = append(attrs,
+			semconv.NetworkPeerAddressKey.String(peer.Addr().Unmap().String()),
+			semconv.NetworkPeerPortKey.Int(int(peer.Port())))
+	}
+
+	switch {
+	case !r.answered:
+		sp.Error = true
+		sp.StatusMessage = "response not observed"
+		attrs = append(attrs, semconv.ErrorTypeKey.String(errNotObserved))
+	case r.status >= 500 || (r.kind == trace.SpanKindClient && r.status >= 400):
+		sp.Error = true
+		attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(r.status)))
+	}
+	sp.Attrs = attrs
+	return sp
+}
+
+// appendServerAddr adds server.address/port from the authority (default
+// port 80 for http) or, without one, from the socket address.
+func appendServerAddr(attrs []attribute.KeyValue, authority string, sock netip.AddrPort) []attribute.KeyValue {
+	if authority != "" {
+		host, port, ok := splitHostPort(authority)
+		if !ok {
+			port = 80
+		}
+		if host != "" {
+			return append(attrs, semconv.ServerAddressKey.String(host), semconv.ServerPortKey.Int(port))
+		}
+	}
+	if sock.IsValid() {
+		attrs = append(attrs,
+			semconv.ServerAddressKey.String(sock.Addr().Unmap().String()),
+			semconv.ServerPortKey.Int(int(sock.Port())))
+	}
+	return attrs
+}
+
+// target is a request-target split into the parts semconv reports.
+type target struct {
+	authority string // absolute-form or authority-form (CONNECT) only
+	path      string
+	hasPath   bool
+	query     string
+	absolute  bool
+	raw       string
+}
+
+// splitTarget handles origin-form "/p?q", absolute-form "http://h/p?q"
+// (proxies), authority-form "h:443" (CONNECT) and "*" (RFC 9112 §3.2).
+func splitTarget(method, s string) target {
+	t := target{raw: s}
+	if method == "CONNECT" {
+		t.authority = s
+		return t
+	}
+	if i := strings.IndexByte(s, '#'); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.Index(s, "://"); i > 0 && !strings.HasPrefix(s, "/") {
+		t.absolute = true
+		rest := s[i+3:]
+		j := strings.IndexAny(rest, "/?")
+		if j < 0 {
+			t.authority, s = rest, "/"
+		} else {
+			t.authority, s = rest[:j], rest[j:]
+			if strings.HasPrefix(s, "?") {
+				s = "/" + s
+			}
+		}
+	}
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		s, t.query = s[:i], s[i+1:]
+	}
+	t.path, t.hasPath = s, true
+	return t
+}
+
+// urlFull rebuilds the URL a client requested.
+func urlFull(t target, authority string, remote netip.AddrPort) string {
+	if t.absolute {
+		return redactURL(t.raw)
+	}
+	if !t.hasPath {
+		return ""
+	}
+	if authority == "" {
+		if !remote.IsValid() {
+			return ""
+		}
+		authority = remote.String()
+	}
+	u := "http://" + authority + t.path
+	if t.query != "" {
+		u += "?" + redactQuery(t.query)
+	}
+	return u
+}
+
+// splitHostPort splits "host", "host:port", "[v6]" or "[v6]:port".
+func splitHostPort(s string) (string, int, bool) {
+	host, portStr := s, ""
+	if strings.HasPrefix(s, "[") {
+		i := strings.IndexByte(s, ']')
+		if i < 0 {
+			return s, 0, false
+		}
+		host = s[1:i]
+		if rest := s[i+1:]; strings.HasPrefix(rest, ":") {
+			portStr = rest[1:]
+		}
+	} else if i := strings.LastIndexByte(s, ':'); i >= 0 && strings.Count(s, ":") == 1 {
+		host, portStr = s[:i], s[i+1:]
+	}
+	if portStr == "" {
+		return host, 0, false
+	}
+	p, err := strconv.Atoi(portStr)
+	if err != nil || p <= 0 || p > 65535 {
+		return host, 0, false
+	}
+	return host, p, true
+}
+
+// sensitiveParams are the query keys semconv says to redact in url.query
+// and url.full.
+var sensitiveParams = []string{"AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"}
+
+func redactQuery(q string) string {
+	parts := strings.Split(q, "&")
+	changed := false
+	for i, kv := range parts {
+		k, _, hasVal := strings.Cut(kv, "=")
+		if !hasVal {
+			continue
+		}
+		for _, s := range sensitiveParams {
+			if k == s {
+				parts[i] = k + "=REDACTED"
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return q
+	}
+	return strings.Join(parts, "&")
+}
+
+func redactURL(u string) string {
+	base, q, ok := strings.Cut(u, "?")
+	if !ok {
+		return u
+	}
+	return base + "?" + redactQuery(q)
+}
