@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -24,7 +25,10 @@ type Config struct {
 	Output       string   // auto|otlp|console|both
 	DropRoutes   []string // span filters on http.route / url.path
 	CaptureBytes int
-	ProcRoot     string
+	// NoInject turns off traceparent injection (read-only mode): spans are
+	// still linked within each process, not across them.
+	NoInject bool
+	ProcRoot string
 	Version      string
 	// Rescan is how often /proc is re-read for --exe/--port matches the
 	// kernel events may have missed.
@@ -72,10 +76,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
+	sampler, err := capture.ParseSampler(os.Getenv("OTEL_TRACES_SAMPLER"), os.Getenv("OTEL_TRACES_SAMPLER_ARG"))
+	if err != nil {
+		return err
+	}
 	capt, err := capture.Load(capture.Options{
 		CaptureBytes: cfg.CaptureBytes,
 		WatchExec:    sel.WatchesExec(),
 		WatchListen:  sel.WatchesListen(),
+		Inject:       !cfg.NoInject,
+		Sampler:      sampler,
 	})
 	if err != nil {
 		return err
@@ -127,12 +137,13 @@ func (a *runner) track(pid uint32, why string) {
 	if a.tracked[pid] {
 		return
 	}
-	if err := a.capt.Track(pid); err != nil {
+	info := readService(a.cfg.ProcRoot, pid)
+	if err := a.capt.Track(pid, info.goRuntime); err != nil {
 		slog.Warn("cannot select process", "pid", pid, "err", err)
 		return
 	}
 	a.tracked[pid] = true
-	a.services[pid] = readService(a.cfg.ProcRoot, pid)
+	a.services[pid] = info.ServiceInfo
 	slog.Info("tracing process", "pid", pid, "service", a.services[pid].ServiceName, "why", why)
 }
 
@@ -144,7 +155,7 @@ func (a *runner) service(pid uint32) export.ServiceInfo {
 	if ok {
 		return info
 	}
-	return readService(a.cfg.ProcRoot, pid)
+	return readService(a.cfg.ProcRoot, pid).ServiceInfo
 }
 
 func (a *runner) forget(pid uint32, at time.Time) {
@@ -204,8 +215,10 @@ func (a *runner) onData(ev *capture.Event) {
 			TID:   ev.TID,
 			Start: ev.Start,
 			End:   ev.End,
-			Len:   int(ev.Len),
-			Data:  ev.Data,
+			Len:    int(ev.Len),
+			Data:   ev.Data,
+			Ctx:    ev.Ctx,
+			Parent: ev.Parent,
 		})
 	case capture.Close:
 		a.conns.Closed(ev.PID, ev.SockID, ev.End)
@@ -224,7 +237,7 @@ func (a *runner) onCtl(ev *capture.Event) {
 		// The kernel already selected the child; remember it for exit.
 		a.mu.Lock()
 		a.tracked[ev.TID] = true
-		a.services[ev.TID] = readService(a.cfg.ProcRoot, ev.TID)
+		a.services[ev.TID] = readService(a.cfg.ProcRoot, ev.TID).ServiceInfo
 		a.mu.Unlock()
 		slog.Debug("tracing forked child", "parent", ev.PID, "pid", ev.TID)
 	case capture.Exit:
@@ -281,21 +294,28 @@ func (a *runner) logStats(msg string) {
 	slog.Info(msg,
 		"events", k.DataEvents, "ring_drops", k.DataDrops, "ctl_drops", k.CtlDrops,
 		"truncated", k.Truncated, "args_drops", k.ArgsDrops,
+		"injected", k.Injected, "inject_failed", k.InjectFailed, "sockhash_full", k.SockhashFull,
 		"conns", cs.Conns, "conns_open", open, "conns_ignored", cs.Ignored, "conns_evicted", cs.Evicted)
 }
 
+// process is what the agent learns of a process when selecting it.
+type process struct {
+	export.ServiceInfo
+	goRuntime bool // requests are keyed by goroutine in the kernel
+}
+
 // readService reads a pid's service identity from /proc.
-func readService(procRoot string, pid uint32) export.ServiceInfo {
+func readService(procRoot string, pid uint32) process {
 	info, err := procinfo.Read(procRoot, pid)
 	if err != nil {
-		return export.ServiceInfo{PID: pid, ServiceName: fmt.Sprintf("pid-%d", pid)}
+		return process{ServiceInfo: export.ServiceInfo{PID: pid, ServiceName: fmt.Sprintf("pid-%d", pid)}}
 	}
-	return export.ServiceInfo{
+	return process{goRuntime: info.GoRuntime, ServiceInfo: export.ServiceInfo{
 		PID:            pid,
 		ServiceName:    info.ServiceName,
 		ExecutableName: info.ExeName,
 		ExecutablePath: info.ExePath,
 		Command:        info.Command,
 		ResourceAttrs:  info.ResourceAttrs,
-	}
+	}}
 }

@@ -7,6 +7,8 @@
  * and emits one event with the bytes moved (a bounded prefix) and the
  * connection's addresses. Unselected processes pay one hash lookup. */
 #include "common.h"
+#include "http.h"
+#include "inject.h"
 
 /* Set by the agent before load. */
 volatile const __u32 capture_size = 4096; /* <= MAX_CAPTURE */
@@ -29,6 +31,7 @@ struct io_args {
 	__u8 kind;
 	__u8 dir;
 	__u8 state; /* trace_state at entry */
+	struct trace_ctx ctx; /* a request written while serving one: its client span */
 };
 
 /* Syscall arguments between enter and exit, per thread. */
@@ -73,6 +76,45 @@ struct sys_exit_ctx {
 	__s64 ret;
 };
 
+/* A write by a thread that serves a request: when it starts a request, it
+ * is a client call of that request (context, maybe a traceparent plan). */
+static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
+{
+	struct ctx_key k;
+	current_ctx_key(&k, a->state);
+	if (!bpf_map_lookup_elem(&server_ctx, &k))
+		return; /* the common case: not serving anything */
+	struct sock *sk = tcp_sock_of_fd(a->fd);
+	if (!sk)
+		return;
+	__u64 base = a->ptr, len = count_arg;
+	if (a->kind != IO_BUF) {
+		__u64 iovp = a->ptr;
+		if (a->kind == IO_MSG) {
+			struct user_msghdr_min m = {};
+			if (bpf_probe_read_user(&m, sizeof(m), (void *)a->ptr) || m.iovlen < 1)
+				return;
+			iovp = m.iov;
+		} else if (a->iovcnt < 1) {
+			return;
+		}
+		struct user_iovec iov = {};
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)iovp))
+			return;
+		base = iov.base;
+		len = iov.len;
+	}
+	__u32 zero = 0;
+	struct data_event *ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ev)
+		return;
+	__u32 n = len > HDR_SCAN ? HDR_SCAN : (__u32)len;
+	if (bpf_probe_read_user(ev->data, n & (HDR_SCAN * 2 - 1), (void *)base))
+		return;
+	if (is_request_start(ev->data, n))
+		on_request_write(ev->data, n, sk, a->state, &a->ctx);
+}
+
 static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -89,6 +131,8 @@ static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 d
 	};
 	if (kind == IO_IOV)
 		a.iovcnt = (__u32)ctx->args[2];
+	if (dir == DIR_SEND)
+		prepare_send(&a, ctx->args[2]);
 	if (bpf_map_update_elem(&active_io, &id, &a, BPF_ANY))
 		count(CNT_ARGS_DROPS);
 	return 0;
@@ -126,6 +170,14 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 		return 0;
 	struct io_args a = *ap;
 	bpf_map_delete_elem(&active_io, &id);
+	if (a.ctx.kind == CTX_CLIENT) {
+		struct inject_plan *p = bpf_map_lookup_elem(&inject_plans, &id);
+		if (p) {
+			if (p->done)
+				a.ctx.ctx_flags |= CTXF_INJECTED;
+			bpf_map_delete_elem(&inject_plans, &id);
+		}
+	}
 
 	__s64 ret = ctx->ret;
 	if (ret <= 0)
@@ -164,7 +216,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 
 	ev->hdr.type = EV_DATA;
 	ev->hdr.dir = a.dir;
-	ev->hdr.flags = a.state == TRACE_PENDING ? EVF_PENDING : 0;
+	ev->hdr.flags = (a.state & TRACE_STATE_MASK) == TRACE_PENDING ? EVF_PENDING : 0;
 	ev->hdr.pid = id >> 32;
 	ev->hdr.tid = (__u32)id;
 	ev->hdr.fd = a.fd;
@@ -174,6 +226,11 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	ev->hdr.len = (__u32)ret;
 	ev->hdr.captured = got;
 	read_conn_addr(sk, &ev->hdr.addr);
+	ev->hdr.ctx = a.ctx;
+	if (a.dir == DIR_RECV && is_request_start(ev->data, got))
+		on_request_read(ev->data, got, (__u64)sk, a.state, &ev->hdr.ctx);
+	else if (a.dir == DIR_SEND && is_response_start(ev->data, got))
+		on_response_write((__u64)sk, a.state);
 
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))

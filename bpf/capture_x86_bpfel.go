@@ -23,6 +23,13 @@ type CaptureConnAddr struct {
 	Pad    uint16
 }
 
+type CaptureCtxKey struct {
+	_    structs.HostLayout
+	Pid  uint32
+	Tid  uint32
+	Goid uint64
+}
+
 type CaptureDataEvent struct {
 	_    structs.HostLayout
 	Hdr  CaptureEventHdr
@@ -44,6 +51,18 @@ type CaptureEventHdr struct {
 	Len      uint32
 	Captured uint32
 	Addr     CaptureConnAddr
+	Ctx      CaptureTraceCtx
+}
+
+type CaptureInjectPlan struct {
+	_          structs.HostLayout
+	Off        uint32
+	Len        uint32
+	LocalPort  uint32
+	RemotePort uint32
+	Done       uint32
+	Pad        uint32
+	Bytes      [340]uint8
 }
 
 type CaptureIoArgs struct {
@@ -55,45 +74,82 @@ type CaptureIoArgs struct {
 	Kind    uint8
 	Dir     uint8
 	State   uint8
+	Ctx     CaptureTraceCtx
 	_       [5]byte
+}
+
+type CaptureSrvCtx struct {
+	_           structs.HostLayout
+	TraceId     [16]uint8
+	SpanId      [8]uint8
+	TraceFlags  uint8
+	Outstanding uint8
+	Valid       uint8
+	Pad         uint8
+	TsLen       uint16
+	Pad2        uint16
+	Sock        uint64
+	Tracestate  [256]int8
+}
+
+type CaptureTraceCtx struct {
+	_          structs.HostLayout
+	TraceId    [16]uint8
+	SpanId     [8]uint8
+	ParentId   [8]uint8
+	Kind       uint8
+	TraceFlags uint8
+	CtxFlags   uint8
+	Pad        [5]uint8
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	CaptureMapActiveIo       = "active_io"
-	CaptureMapCounters       = "counters"
-	CaptureMapCtlEvents      = "ctl_events"
-	CaptureMapEvents         = "events"
-	CaptureMapListenFds      = "listen_fds"
-	CaptureMapScratch        = "scratch"
-	CaptureMapTracedPids     = "traced_pids"
-	CaptureProgEnterClose    = "enter_close"
-	CaptureProgEnterListen   = "enter_listen"
-	CaptureProgEnterRead     = "enter_read"
-	CaptureProgEnterReadv    = "enter_readv"
-	CaptureProgEnterRecvfrom = "enter_recvfrom"
-	CaptureProgEnterRecvmsg  = "enter_recvmsg"
-	CaptureProgEnterSendmsg  = "enter_sendmsg"
-	CaptureProgEnterSendto   = "enter_sendto"
-	CaptureProgEnterWrite    = "enter_write"
-	CaptureProgEnterWritev   = "enter_writev"
-	CaptureProgExitListen    = "exit_listen"
-	CaptureProgExitRead      = "exit_read"
-	CaptureProgExitReadv     = "exit_readv"
-	CaptureProgExitRecvfrom  = "exit_recvfrom"
-	CaptureProgExitRecvmsg   = "exit_recvmsg"
-	CaptureProgExitSendmsg   = "exit_sendmsg"
-	CaptureProgExitSendto    = "exit_sendto"
-	CaptureProgExitWrite     = "exit_write"
-	CaptureProgExitWritev    = "exit_writev"
-	CaptureProgOnExec        = "on_exec"
-	CaptureProgOnExit        = "on_exit"
-	CaptureProgOnFork        = "on_fork"
-	CaptureVarCaptureSize    = "capture_size"
-	CaptureVarWatchExec      = "watch_exec"
-	CaptureVarWatchListen    = "watch_listen"
+	CaptureMapActiveIo            = "active_io"
+	CaptureMapClientSocks         = "client_socks"
+	CaptureMapConnecting          = "connecting"
+	CaptureMapCounters            = "counters"
+	CaptureMapCtlEvents           = "ctl_events"
+	CaptureMapCtxScratch          = "ctx_scratch"
+	CaptureMapEvents              = "events"
+	CaptureMapInjectPlans         = "inject_plans"
+	CaptureMapListenFds           = "listen_fds"
+	CaptureMapPlanScratch         = "plan_scratch"
+	CaptureMapScratch             = "scratch"
+	CaptureMapServerCtx           = "server_ctx"
+	CaptureMapTracedPids          = "traced_pids"
+	CaptureProgEnterClose         = "enter_close"
+	CaptureProgEnterListen        = "enter_listen"
+	CaptureProgEnterRead          = "enter_read"
+	CaptureProgEnterReadv         = "enter_readv"
+	CaptureProgEnterRecvfrom      = "enter_recvfrom"
+	CaptureProgEnterRecvmsg       = "enter_recvmsg"
+	CaptureProgEnterSendmsg       = "enter_sendmsg"
+	CaptureProgEnterSendto        = "enter_sendto"
+	CaptureProgEnterWrite         = "enter_write"
+	CaptureProgEnterWritev        = "enter_writev"
+	CaptureProgExitListen         = "exit_listen"
+	CaptureProgExitRead           = "exit_read"
+	CaptureProgExitReadv          = "exit_readv"
+	CaptureProgExitRecvfrom       = "exit_recvfrom"
+	CaptureProgExitRecvmsg        = "exit_recvmsg"
+	CaptureProgExitSendmsg        = "exit_sendmsg"
+	CaptureProgExitSendto         = "exit_sendto"
+	CaptureProgExitWrite          = "exit_write"
+	CaptureProgExitWritev         = "exit_writev"
+	CaptureProgInjectTraceparent  = "inject_traceparent"
+	CaptureProgOnExec             = "on_exec"
+	CaptureProgOnExit             = "on_exit"
+	CaptureProgOnFork             = "on_fork"
+	CaptureProgTrackClientSockets = "track_client_sockets"
+	CaptureVarCaptureSize         = "capture_size"
+	CaptureVarInjectEnabled       = "inject_enabled"
+	CaptureVarParentBased         = "parent_based"
+	CaptureVarSampleBound         = "sample_bound"
+	CaptureVarWatchExec           = "watch_exec"
+	CaptureVarWatchListen         = "watch_listen"
 )
 
 // LoadCapture returns the embedded CollectionSpec for Capture.
@@ -138,50 +194,61 @@ type CaptureSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CaptureProgramSpecs struct {
-	EnterClose    *ebpf.ProgramSpec `ebpf:"enter_close"`
-	EnterListen   *ebpf.ProgramSpec `ebpf:"enter_listen"`
-	EnterRead     *ebpf.ProgramSpec `ebpf:"enter_read"`
-	EnterReadv    *ebpf.ProgramSpec `ebpf:"enter_readv"`
-	EnterRecvfrom *ebpf.ProgramSpec `ebpf:"enter_recvfrom"`
-	EnterRecvmsg  *ebpf.ProgramSpec `ebpf:"enter_recvmsg"`
-	EnterSendmsg  *ebpf.ProgramSpec `ebpf:"enter_sendmsg"`
-	EnterSendto   *ebpf.ProgramSpec `ebpf:"enter_sendto"`
-	EnterWrite    *ebpf.ProgramSpec `ebpf:"enter_write"`
-	EnterWritev   *ebpf.ProgramSpec `ebpf:"enter_writev"`
-	ExitListen    *ebpf.ProgramSpec `ebpf:"exit_listen"`
-	ExitRead      *ebpf.ProgramSpec `ebpf:"exit_read"`
-	ExitReadv     *ebpf.ProgramSpec `ebpf:"exit_readv"`
-	ExitRecvfrom  *ebpf.ProgramSpec `ebpf:"exit_recvfrom"`
-	ExitRecvmsg   *ebpf.ProgramSpec `ebpf:"exit_recvmsg"`
-	ExitSendmsg   *ebpf.ProgramSpec `ebpf:"exit_sendmsg"`
-	ExitSendto    *ebpf.ProgramSpec `ebpf:"exit_sendto"`
-	ExitWrite     *ebpf.ProgramSpec `ebpf:"exit_write"`
-	ExitWritev    *ebpf.ProgramSpec `ebpf:"exit_writev"`
-	OnExec        *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit        *ebpf.ProgramSpec `ebpf:"on_exit"`
-	OnFork        *ebpf.ProgramSpec `ebpf:"on_fork"`
+	EnterClose         *ebpf.ProgramSpec `ebpf:"enter_close"`
+	EnterListen        *ebpf.ProgramSpec `ebpf:"enter_listen"`
+	EnterRead          *ebpf.ProgramSpec `ebpf:"enter_read"`
+	EnterReadv         *ebpf.ProgramSpec `ebpf:"enter_readv"`
+	EnterRecvfrom      *ebpf.ProgramSpec `ebpf:"enter_recvfrom"`
+	EnterRecvmsg       *ebpf.ProgramSpec `ebpf:"enter_recvmsg"`
+	EnterSendmsg       *ebpf.ProgramSpec `ebpf:"enter_sendmsg"`
+	EnterSendto        *ebpf.ProgramSpec `ebpf:"enter_sendto"`
+	EnterWrite         *ebpf.ProgramSpec `ebpf:"enter_write"`
+	EnterWritev        *ebpf.ProgramSpec `ebpf:"enter_writev"`
+	ExitListen         *ebpf.ProgramSpec `ebpf:"exit_listen"`
+	ExitRead           *ebpf.ProgramSpec `ebpf:"exit_read"`
+	ExitReadv          *ebpf.ProgramSpec `ebpf:"exit_readv"`
+	ExitRecvfrom       *ebpf.ProgramSpec `ebpf:"exit_recvfrom"`
+	ExitRecvmsg        *ebpf.ProgramSpec `ebpf:"exit_recvmsg"`
+	ExitSendmsg        *ebpf.ProgramSpec `ebpf:"exit_sendmsg"`
+	ExitSendto         *ebpf.ProgramSpec `ebpf:"exit_sendto"`
+	ExitWrite          *ebpf.ProgramSpec `ebpf:"exit_write"`
+	ExitWritev         *ebpf.ProgramSpec `ebpf:"exit_writev"`
+	InjectTraceparent  *ebpf.ProgramSpec `ebpf:"inject_traceparent"`
+	OnExec             *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit             *ebpf.ProgramSpec `ebpf:"on_exit"`
+	OnFork             *ebpf.ProgramSpec `ebpf:"on_fork"`
+	TrackClientSockets *ebpf.ProgramSpec `ebpf:"track_client_sockets"`
 }
 
 // CaptureMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CaptureMapSpecs struct {
-	ActiveIo   *ebpf.MapSpec `ebpf:"active_io"`
-	Counters   *ebpf.MapSpec `ebpf:"counters"`
-	CtlEvents  *ebpf.MapSpec `ebpf:"ctl_events"`
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	ListenFds  *ebpf.MapSpec `ebpf:"listen_fds"`
-	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
-	TracedPids *ebpf.MapSpec `ebpf:"traced_pids"`
+	ActiveIo    *ebpf.MapSpec `ebpf:"active_io"`
+	ClientSocks *ebpf.MapSpec `ebpf:"client_socks"`
+	Connecting  *ebpf.MapSpec `ebpf:"connecting"`
+	Counters    *ebpf.MapSpec `ebpf:"counters"`
+	CtlEvents   *ebpf.MapSpec `ebpf:"ctl_events"`
+	CtxScratch  *ebpf.MapSpec `ebpf:"ctx_scratch"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	InjectPlans *ebpf.MapSpec `ebpf:"inject_plans"`
+	ListenFds   *ebpf.MapSpec `ebpf:"listen_fds"`
+	PlanScratch *ebpf.MapSpec `ebpf:"plan_scratch"`
+	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
+	ServerCtx   *ebpf.MapSpec `ebpf:"server_ctx"`
+	TracedPids  *ebpf.MapSpec `ebpf:"traced_pids"`
 }
 
 // CaptureVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CaptureVariableSpecs struct {
-	CaptureSize *ebpf.VariableSpec `ebpf:"capture_size"`
-	WatchExec   *ebpf.VariableSpec `ebpf:"watch_exec"`
-	WatchListen *ebpf.VariableSpec `ebpf:"watch_listen"`
+	CaptureSize   *ebpf.VariableSpec `ebpf:"capture_size"`
+	InjectEnabled *ebpf.VariableSpec `ebpf:"inject_enabled"`
+	ParentBased   *ebpf.VariableSpec `ebpf:"parent_based"`
+	SampleBound   *ebpf.VariableSpec `ebpf:"sample_bound"`
+	WatchExec     *ebpf.VariableSpec `ebpf:"watch_exec"`
+	WatchListen   *ebpf.VariableSpec `ebpf:"watch_listen"`
 }
 
 // CaptureObjects contains all objects after they have been loaded into the kernel.
@@ -204,23 +271,35 @@ func (o *CaptureObjects) Close() error {
 //
 // It can be passed to LoadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CaptureMaps struct {
-	ActiveIo   *ebpf.Map `ebpf:"active_io"`
-	Counters   *ebpf.Map `ebpf:"counters"`
-	CtlEvents  *ebpf.Map `ebpf:"ctl_events"`
-	Events     *ebpf.Map `ebpf:"events"`
-	ListenFds  *ebpf.Map `ebpf:"listen_fds"`
-	Scratch    *ebpf.Map `ebpf:"scratch"`
-	TracedPids *ebpf.Map `ebpf:"traced_pids"`
+	ActiveIo    *ebpf.Map `ebpf:"active_io"`
+	ClientSocks *ebpf.Map `ebpf:"client_socks"`
+	Connecting  *ebpf.Map `ebpf:"connecting"`
+	Counters    *ebpf.Map `ebpf:"counters"`
+	CtlEvents   *ebpf.Map `ebpf:"ctl_events"`
+	CtxScratch  *ebpf.Map `ebpf:"ctx_scratch"`
+	Events      *ebpf.Map `ebpf:"events"`
+	InjectPlans *ebpf.Map `ebpf:"inject_plans"`
+	ListenFds   *ebpf.Map `ebpf:"listen_fds"`
+	PlanScratch *ebpf.Map `ebpf:"plan_scratch"`
+	Scratch     *ebpf.Map `ebpf:"scratch"`
+	ServerCtx   *ebpf.Map `ebpf:"server_ctx"`
+	TracedPids  *ebpf.Map `ebpf:"traced_pids"`
 }
 
 func (m *CaptureMaps) Close() error {
 	return _CaptureClose(
 		m.ActiveIo,
+		m.ClientSocks,
+		m.Connecting,
 		m.Counters,
 		m.CtlEvents,
+		m.CtxScratch,
 		m.Events,
+		m.InjectPlans,
 		m.ListenFds,
+		m.PlanScratch,
 		m.Scratch,
+		m.ServerCtx,
 		m.TracedPids,
 	)
 }
@@ -229,37 +308,42 @@ func (m *CaptureMaps) Close() error {
 //
 // It can be passed to LoadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CaptureVariables struct {
-	CaptureSize *ebpf.Variable `ebpf:"capture_size"`
-	WatchExec   *ebpf.Variable `ebpf:"watch_exec"`
-	WatchListen *ebpf.Variable `ebpf:"watch_listen"`
+	CaptureSize   *ebpf.Variable `ebpf:"capture_size"`
+	InjectEnabled *ebpf.Variable `ebpf:"inject_enabled"`
+	ParentBased   *ebpf.Variable `ebpf:"parent_based"`
+	SampleBound   *ebpf.Variable `ebpf:"sample_bound"`
+	WatchExec     *ebpf.Variable `ebpf:"watch_exec"`
+	WatchListen   *ebpf.Variable `ebpf:"watch_listen"`
 }
 
 // CapturePrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CapturePrograms struct {
-	EnterClose    *ebpf.Program `ebpf:"enter_close"`
-	EnterListen   *ebpf.Program `ebpf:"enter_listen"`
-	EnterRead     *ebpf.Program `ebpf:"enter_read"`
-	EnterReadv    *ebpf.Program `ebpf:"enter_readv"`
-	EnterRecvfrom *ebpf.Program `ebpf:"enter_recvfrom"`
-	EnterRecvmsg  *ebpf.Program `ebpf:"enter_recvmsg"`
-	EnterSendmsg  *ebpf.Program `ebpf:"enter_sendmsg"`
-	EnterSendto   *ebpf.Program `ebpf:"enter_sendto"`
-	EnterWrite    *ebpf.Program `ebpf:"enter_write"`
-	EnterWritev   *ebpf.Program `ebpf:"enter_writev"`
-	ExitListen    *ebpf.Program `ebpf:"exit_listen"`
-	ExitRead      *ebpf.Program `ebpf:"exit_read"`
-	ExitReadv     *ebpf.Program `ebpf:"exit_readv"`
-	ExitRecvfrom  *ebpf.Program `ebpf:"exit_recvfrom"`
-	ExitRecvmsg   *ebpf.Program `ebpf:"exit_recvmsg"`
-	ExitSendmsg   *ebpf.Program `ebpf:"exit_sendmsg"`
-	ExitSendto    *ebpf.Program `ebpf:"exit_sendto"`
-	ExitWrite     *ebpf.Program `ebpf:"exit_write"`
-	ExitWritev    *ebpf.Program `ebpf:"exit_writev"`
-	OnExec        *ebpf.Program `ebpf:"on_exec"`
-	OnExit        *ebpf.Program `ebpf:"on_exit"`
-	OnFork        *ebpf.Program `ebpf:"on_fork"`
+	EnterClose         *ebpf.Program `ebpf:"enter_close"`
+	EnterListen        *ebpf.Program `ebpf:"enter_listen"`
+	EnterRead          *ebpf.Program `ebpf:"enter_read"`
+	EnterReadv         *ebpf.Program `ebpf:"enter_readv"`
+	EnterRecvfrom      *ebpf.Program `ebpf:"enter_recvfrom"`
+	EnterRecvmsg       *ebpf.Program `ebpf:"enter_recvmsg"`
+	EnterSendmsg       *ebpf.Program `ebpf:"enter_sendmsg"`
+	EnterSendto        *ebpf.Program `ebpf:"enter_sendto"`
+	EnterWrite         *ebpf.Program `ebpf:"enter_write"`
+	EnterWritev        *ebpf.Program `ebpf:"enter_writev"`
+	ExitListen         *ebpf.Program `ebpf:"exit_listen"`
+	ExitRead           *ebpf.Program `ebpf:"exit_read"`
+	ExitReadv          *ebpf.Program `ebpf:"exit_readv"`
+	ExitRecvfrom       *ebpf.Program `ebpf:"exit_recvfrom"`
+	ExitRecvmsg        *ebpf.Program `ebpf:"exit_recvmsg"`
+	ExitSendmsg        *ebpf.Program `ebpf:"exit_sendmsg"`
+	ExitSendto         *ebpf.Program `ebpf:"exit_sendto"`
+	ExitWrite          *ebpf.Program `ebpf:"exit_write"`
+	ExitWritev         *ebpf.Program `ebpf:"exit_writev"`
+	InjectTraceparent  *ebpf.Program `ebpf:"inject_traceparent"`
+	OnExec             *ebpf.Program `ebpf:"on_exec"`
+	OnExit             *ebpf.Program `ebpf:"on_exit"`
+	OnFork             *ebpf.Program `ebpf:"on_fork"`
+	TrackClientSockets *ebpf.Program `ebpf:"track_client_sockets"`
 }
 
 func (p *CapturePrograms) Close() error {
@@ -283,9 +367,11 @@ func (p *CapturePrograms) Close() error {
 		p.ExitSendto,
 		p.ExitWrite,
 		p.ExitWritev,
+		p.InjectTraceparent,
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,
+		p.TrackClientSockets,
 	)
 }
 

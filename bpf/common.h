@@ -40,6 +40,9 @@ enum counter {
 	CNT_CTL_DROPS = 2,
 	CNT_TRUNCATED = 3,   /* payload larger than capture_size */
 	CNT_ARGS_DROPS = 4,  /* per-thread syscall argument map full */
+	CNT_INJECTED = 5,    /* traceparent lines inserted by sk_msg */
+	CNT_INJECT_FAILED = 6, /* insertion attempted and undone */
+	CNT_SOCKHASH_FULL = 7, /* a client socket could not join the sockhash */
 	CNT_MAX = 8,
 };
 
@@ -58,10 +61,34 @@ struct conn_addr {
 enum trace_state {
 	TRACE_ON = 1,
 	TRACE_PENDING = 2, /* exec'd while the agent selects by exe: traced until the agent decides */
+	TRACE_STATE_MASK = 3,
+	TRACE_GO = 0x10,   /* flag: a Go program; its requests are keyed by goroutine, not thread */
 };
 
 /* event_hdr.flags */
 #define EVF_PENDING 1
+
+/* trace_ctx.kind */
+enum ctx_kind {
+	CTX_NONE = 0,
+	CTX_SERVER = 1, /* a request read: span_id is the SERVER span's, parent_id its caller's */
+	CTX_CLIENT = 2, /* a request written: span_id is the CLIENT span's, parent_id the SERVER span's */
+};
+
+/* trace_ctx.ctx_flags */
+#define CTXF_HAS_PARENT 1 /* parent_id is set */
+#define CTXF_INJECTED 2   /* traceparent carrying span_id was inserted into the request */
+
+/* Trace context the kernel decided for one request (ids in W3C byte order). */
+struct trace_ctx {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 parent_id[8];
+	__u8 kind;
+	__u8 trace_flags; /* W3C trace-flags: 1 = sampled */
+	__u8 ctx_flags;
+	__u8 _pad[5];
+};
 
 struct event_hdr {
 	__u8 type;
@@ -77,6 +104,7 @@ struct event_hdr {
 	__u32 len;      /* bytes the syscall moved (or port for EV_LISTEN, child pid for EV_FORK) */
 	__u32 captured; /* payload bytes that follow */
 	struct conn_addr addr;
+	struct trace_ctx ctx; /* EV_DATA only */
 };
 
 struct data_event {

@@ -17,6 +17,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sys/unix"
 
 	"github.com/tracer-agent/tracer-agent/bpf"
@@ -56,7 +57,23 @@ type Event struct {
 	Data    []byte
 	Local   netip.AddrPort
 	Remote  netip.AddrPort
+	// Ctx is the trace context the kernel decided for a request read (the
+	// SERVER span's own ids) or written (the CLIENT span's ids, injected
+	// into the request when Injected); Parent is its parent, if any.
+	Ctx      trace.SpanContext
+	Parent   trace.SpanContext
+	CtxKind  CtxKind
+	Injected bool
 }
+
+// CtxKind says what Event.Ctx describes (enum ctx_kind in bpf/common.h).
+type CtxKind uint8
+
+const (
+	CtxNone   CtxKind = 0
+	CtxServer CtxKind = 1
+	CtxClient CtxKind = 2
+)
 
 // Options configure the kernel side.
 type Options struct {
@@ -64,6 +81,14 @@ type Options struct {
 	RingBytes    int  // data ring size (power of two, multiple of page size); 0 = default
 	WatchExec    bool // report every exec (to select by executable)
 	WatchListen  bool // report every listen (to select by port)
+	// Inject inserts traceparent into requests that selected processes
+	// send while serving a request (sockops + sk_msg); off: read only.
+	Inject bool
+	// Sampler decides new traces in the kernel (see ParseSampler).
+	Sampler Sampler
+	// CgroupPath is the cgroup v2 directory sockops attaches to; "" finds
+	// the cgroup2 mount.
+	CgroupPath string
 }
 
 // Capture is the loaded and attached kernel side.
@@ -87,9 +112,12 @@ func Load(opts Options) (*Capture, error) {
 		return nil, fmt.Errorf("read embedded BPF objects: %w", err)
 	}
 	set := map[string]any{
-		"capture_size": uint32(opts.CaptureBytes),
-		"watch_exec":   boolByte(opts.WatchExec),
-		"watch_listen": boolByte(opts.WatchListen),
+		"capture_size":   uint32(opts.CaptureBytes),
+		"watch_exec":     boolByte(opts.WatchExec),
+		"watch_listen":   boolByte(opts.WatchListen),
+		"inject_enabled": boolByte(opts.Inject),
+		"sample_bound":   opts.Sampler.bound(),
+		"parent_based":   boolByte(opts.Sampler.ParentBased || !opts.Sampler.set),
 	}
 	for name, v := range set {
 		if err := spec.Variables[name].Set(v); err != nil {
@@ -112,6 +140,12 @@ func Load(opts Options) (*Capture, error) {
 	if err := c.attach(spec); err != nil {
 		c.Close()
 		return nil, err
+	}
+	if opts.Inject {
+		if err := c.attachInjection(opts.CgroupPath); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	if c.data, err = ringbuf.NewReader(c.coll.Maps["events"]); err != nil {
 		c.Close()
@@ -141,6 +175,8 @@ func (c *Capture) attach(spec *ebpf.CollectionSpec) error {
 		case strings.HasPrefix(sec, "raw_tracepoint/"):
 			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{
 				Name: strings.TrimPrefix(sec, "raw_tracepoint/"), Program: prog})
+		case sec == "sockops" || sec == "sk_msg":
+			continue // injection: attached by attachInjection when enabled
 		default:
 			return fmt.Errorf("program %s: unknown section %q", name, sec)
 		}
@@ -153,9 +189,20 @@ func (c *Capture) attach(spec *ebpf.CollectionSpec) error {
 }
 
 // Track selects a process (tgid) for capture (or confirms a pending one).
-func (c *Capture) Track(pid uint32) error {
-	return c.pids.Update(pid, uint8(1), ebpf.UpdateAny)
+// goRuntime marks a Go program: its requests are tracked per goroutine.
+func (c *Capture) Track(pid uint32, goRuntime bool) error {
+	v := uint8(stateOn)
+	if goRuntime {
+		v |= stateGo
+	}
+	return c.pids.Update(pid, v, ebpf.UpdateAny)
 }
+
+// Values of traced_pids (enum trace_state in bpf/common.h).
+const (
+	stateOn = 1
+	stateGo = 0x10
+)
 
 // Untrack deselects a process; missing entries are not an error.
 func (c *Capture) Untrack(pid uint32) error {
@@ -184,6 +231,7 @@ func (c *Capture) Tracked() []uint32 {
 // Counters are the kernel's cumulative counters.
 type Counters struct {
 	DataEvents, DataDrops, CtlDrops, Truncated, ArgsDrops uint64
+	Injected, InjectFailed, SockhashFull                  uint64
 }
 
 // Counters sums the per-CPU counters.
@@ -200,7 +248,8 @@ func (c *Capture) Counters() (Counters, error) {
 		return s, nil
 	}
 	var out Counters
-	for i, dst := range []*uint64{&out.DataEvents, &out.DataDrops, &out.CtlDrops, &out.Truncated, &out.ArgsDrops} {
+	for i, dst := range []*uint64{&out.DataEvents, &out.DataDrops, &out.CtlDrops, &out.Truncated, &out.ArgsDrops,
+		&out.Injected, &out.InjectFailed, &out.SockhashFull} {
 		v, err := get(uint32(i))
 		if err != nil {
 			return out, err
@@ -271,6 +320,9 @@ func (c *Capture) decode(b []byte, ev *Event) error {
 	}
 	if ev.Type == Data || ev.Type == Close {
 		ev.Local, ev.Remote = addrs(&h.Addr)
+	}
+	if ev.Type == Data && h.Ctx.Kind != 0 {
+		decodeCtx(&h.Ctx, ev)
 	}
 	if n := int(h.Captured); n > 0 && hdrSize+n <= len(b) {
 		ev.Data = b[hdrSize : hdrSize+n]

@@ -107,7 +107,7 @@ func rawFD(t *testing.T, c net.Conn) int {
 func TestCaptureEverySyscallFamily(t *testing.T) {
 	c, rec := start(t, capture.Options{CaptureBytes: 4096})
 	pid := uint32(os.Getpid())
-	if err := c.Track(pid); err != nil {
+	if err := c.Track(pid, false); err != nil {
 		t.Fatal(err)
 	}
 	cli, srv := pair(t, "tcp4", "127.0.0.1:0")
@@ -173,7 +173,7 @@ func TestCaptureEverySyscallFamily(t *testing.T) {
 
 func TestCaptureTruncatesAndIPv6(t *testing.T) {
 	c, rec := start(t, capture.Options{CaptureBytes: 100})
-	if err := c.Track(uint32(os.Getpid())); err != nil {
+	if err := c.Track(uint32(os.Getpid()), false); err != nil {
 		t.Fatal(err)
 	}
 	cli, srv := pair(t, "tcp6", "[::1]:0")
@@ -201,7 +201,7 @@ func TestCaptureCloseAndUnselected(t *testing.T) {
 	// Not selected yet: nothing is captured.
 	cli.Write([]byte("before-track"))
 	srv.Read(make([]byte, 64))
-	if err := c.Track(uint32(os.Getpid())); err != nil {
+	if err := c.Track(uint32(os.Getpid()), false); err != nil {
 		t.Fatal(err)
 	}
 	cli.Write([]byte("after-track"))
@@ -220,7 +220,7 @@ func TestCaptureCloseAndUnselected(t *testing.T) {
 
 func TestForkedChildIsSelected(t *testing.T) {
 	c, rec := start(t, capture.Options{CaptureBytes: 64})
-	if err := c.Track(uint32(os.Getpid())); err != nil {
+	if err := c.Track(uint32(os.Getpid()), false); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("sleep", "0.2")

@@ -26,6 +26,8 @@ type Info struct {
 	// ResourceAttrs are the OTEL_RESOURCE_ATTRIBUTES entries other than
 	// service.name, as string attributes.
 	ResourceAttrs []attribute.KeyValue
+	// GoRuntime: the executable is a Go program.
+	GoRuntime bool
 }
 
 // Read collects the Info of pid. The only error is a missing process;
@@ -50,6 +52,7 @@ func Read(procRoot string, pid uint32) (Info, error) {
 		info.Command = args[0]
 	}
 
+	info.GoRuntime = IsGoBinary(procRoot, pid)
 	env, _ := Environ(procRoot, pid) // permission denied is not fatal
 	svc, attrs := otelIdentity(env)
 	info.ResourceAttrs = attrs

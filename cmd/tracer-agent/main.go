@@ -73,6 +73,7 @@ func run(args []string, stderr io.Writer) error {
 	fs.Var(&ports, "port", "trace processes listening on TCP `PORT`, including ones that start listening later (repeatable)")
 	fs.StringVar(&cfg.Output, "output", "auto", "where spans go: `auto` (otlp if an OTLP endpoint is set, else console), otlp, console, both")
 	fs.Var(&drops, "drop-route", "drop HTTP spans whose route or path matches `GLOB`, e.g. '/health*' (repeatable)")
+	fs.BoolVar(&cfg.NoInject, "no-inject", false, "read-only mode: never insert traceparent into outgoing requests (spans then link within each process, not across services)")
 	fs.IntVar(&cfg.CaptureBytes, "capture-bytes", 4096, "payload bytes captured per syscall (1..8192); larger messages are still framed by their lengths")
 	fs.DurationVar(&cfg.StatsEvery, "stats-interval", 0, "log capture counters (events, drops, connections) every `DURATION` (0: only at exit)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")

@@ -33,9 +33,10 @@ const (
 
 // origin is where a message's first byte came from.
 type origin struct {
-	start time.Time
-	tid   uint32
-	ctx   trace.SpanContext
+	start  time.Time
+	tid    uint32
+	ctx    trace.SpanContext // kernel-decided ids of the span (see probe.Chunk)
+	parent trace.SpanContext
 }
 
 // stream frames one direction of a connection into messages and reports
@@ -134,7 +135,7 @@ func (s *stream) step(data []byte) int {
 			s.st = stLost
 			return len(data)
 		}
-		s.first = origin{start: arrival(s.cur), tid: s.cur.TID, ctx: s.cur.Ctx}
+		s.first = origin{start: arrival(s.cur), tid: s.cur.TID, ctx: s.cur.Ctx, parent: s.cur.Parent}
 		s.buf = s.buf[:0]
 		s.st = stHead
 		return 0

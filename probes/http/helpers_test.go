@@ -62,6 +62,11 @@ func newDriver(conn probe.Conn) *driver {
 // feed sends one syscall's bytes; captured < len(b) simulates the kernel
 // capturing only a prefix. It returns the chunk's start and end times.
 func (d *driver) feedChunk(dir probe.Direction, b []byte, captured int, ctx trace.SpanContext) (time.Time, time.Time) {
+	return d.feedCtx(dir, b, captured, ctx, trace.SpanContext{})
+}
+
+// feedCtx feeds a chunk carrying kernel-decided ids (ctx) and their parent.
+func (d *driver) feedCtx(dir probe.Direction, b []byte, captured int, ctx, parent trace.SpanContext) (time.Time, time.Time) {
 	if captured > len(b) || captured < 0 {
 		captured = len(b)
 	}
@@ -69,7 +74,7 @@ func (d *driver) feedChunk(dir probe.Direction, b []byte, captured int, ctx trac
 	// not keep references to Data.
 	ring := append([]byte(nil), b[:captured]...)
 	d.tid++
-	c := probe.Chunk{Dir: dir, TID: d.tid, Start: d.now, End: d.now.Add(500 * time.Microsecond), Len: len(b), Data: ring, Ctx: ctx}
+	c := probe.Chunk{Dir: dir, TID: d.tid, Start: d.now, End: d.now.Add(500 * time.Microsecond), Len: len(b), Data: ring, Ctx: ctx, Parent: parent}
 	d.now = d.now.Add(time.Millisecond)
 	d.spans = append(d.spans, d.p.Feed(c)...)
 	for i := range ring {

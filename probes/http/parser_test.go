@@ -252,17 +252,19 @@ func TestTraceparent(t *testing.T) {
 		wantInt(t, sp, semconv.ServerPortKey, 80)
 		wantInt(t, sp, semconv.HTTPRequestBodySizeKey, 2)
 	})
+	server := probe.ParseTraceparent("00-11111111111111111111111111111111-2222222222222222-01", "").WithRemote(false)
 	t.Run("client carries traceparent", func(t *testing.T) {
-		cur := probe.ParseTraceparent("00-11111111111111111111111111111111-2222222222222222-01", "").WithRemote(false)
+		// The process propagated its own context: that id is the client span's.
 		d := newDriver(serverConn)
-		d.feedChunk(send, []byte("GET /x HTTP/1.1\r\nHost: up:81\r\ntraceparent: "+tp+"\r\n\r\n"), -1, cur)
+		own := probe.ParseTraceparent("00-11111111111111111111111111111111-3333333333333333-01", "").WithRemote(false)
+		d.feedCtx(send, []byte("GET /x HTTP/1.1\r\nHost: up:81\r\ntraceparent: "+tp+"\r\n\r\n"), -1, own, server)
 		d.send(recv, "HTTP/1.1 429 Slow down\r\nContent-Length: 0\r\n\r\n")
 		sp := d.spans[0]
 		if sp.Kind != trace.SpanKindClient || sp.SpanContext.SpanID().String() != "00f067aa0ba902b7" || sp.SpanContext.IsRemote() {
 			t.Errorf("span context %v", sp.SpanContext)
 		}
-		if !sp.Parent.Equal(cur) {
-			t.Errorf("parent %v want chunk ctx", sp.Parent)
+		if sp.Parent.IsValid() {
+			t.Errorf("parent %v: the header's trace differs from the server span's", sp.Parent)
 		}
 		if !sp.Error {
 			t.Error("client 4xx is an error")
@@ -273,17 +275,28 @@ func TestTraceparent(t *testing.T) {
 		wantStr(t, sp, semconv.ServerAddressKey, "up")
 		wantInt(t, sp, semconv.ServerPortKey, 81)
 	})
-	t.Run("client without traceparent", func(t *testing.T) {
-		cur := probe.ParseTraceparent("00-11111111111111111111111111111111-2222222222222222-01", "")
+	t.Run("client with kernel context", func(t *testing.T) {
+		own := probe.ParseTraceparent("00-11111111111111111111111111111111-3333333333333333-01", "").WithRemote(false)
 		d := newDriver(serverConn)
-		d.feedChunk(send, []byte("GET /x HTTP/1.1\r\n\r\n"), -1, cur)
+		d.feedCtx(send, []byte("GET /x HTTP/1.1\r\n\r\n"), -1, own, server)
 		d.send(recv, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 		sp := d.spans[0]
-		if sp.SpanContext.IsValid() || !sp.Parent.Equal(cur) {
+		if !sp.SpanContext.Equal(own) || !sp.Parent.Equal(server) {
 			t.Errorf("ctx %v parent %v", sp.SpanContext, sp.Parent)
 		}
 		wantStr(t, sp, semconv.URLFullKey, "http://10.0.0.2:51000/x")
 		wantStr(t, sp, semconv.ServerAddressKey, "10.0.0.2")
+	})
+	t.Run("server with kernel context", func(t *testing.T) {
+		own := probe.ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-4444444444444444-01", "").WithRemote(false)
+		caller := probe.ParseTraceparent(tp, "")
+		d := newDriver(serverConn)
+		d.feedCtx(recv, []byte("GET / HTTP/1.1\r\ntraceparent: "+tp+"\r\ntracestate: k=v\r\n\r\n"), -1, own, caller)
+		d.send(send, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		sp := d.spans[0]
+		if !sp.SpanContext.Equal(own) || sp.Parent.SpanID() != caller.SpanID() || sp.Parent.TraceState().Get("k") != "v" {
+			t.Errorf("ctx %v parent %v", sp.SpanContext, sp.Parent)
+		}
 	})
 }
 

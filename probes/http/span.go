@@ -87,7 +87,11 @@ func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
 				semconv.ClientAddressKey.String(peer.Addr().Unmap().String()),
 				semconv.ClientPortKey.Int(int(peer.Port())))
 		}
-		if h.traceparent != "" {
+		if r.from.ctx.IsValid() {
+			// The kernel parsed the same header (or started the trace) and
+			// propagates these ids downstream: they win.
+			sp.SpanContext, sp.Parent = r.from.ctx, withTraceState(r.from.parent, h.tracestate)
+		} else if h.traceparent != "" {
 			sp.Parent = probe.ParseTraceparent(h.traceparent, h.tracestate)
 		}
 	} else {
@@ -98,14 +102,18 @@ func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
 		if route != "" {
 			attrs = append(attrs, semconv.URLTemplateKey.String(route))
 		}
-		if r.from.ctx.IsValid() {
-			sp.Parent = r.from.ctx
-		}
+		// The kernel's ids: the span it injected (or would have) and the
+		// server span this call is made for.
+		sp.SpanContext, sp.Parent = r.from.ctx, r.from.parent
 		if h.traceparent != "" {
-			// The process propagated this context itself: this client span is
-			// the parent the downstream server will see.
+			// The process propagated a context itself (the kernel then never
+			// injects): this client span is the parent the downstream server
+			// sees.
 			if sc := probe.ParseTraceparent(h.traceparent, h.tracestate); sc.IsValid() {
 				sp.SpanContext = sc.WithRemote(false)
+				if sp.Parent.TraceID() != sc.TraceID() {
+					sp.Parent = trace.SpanContext{}
+				}
 			}
 		}
 	}
@@ -266,4 +274,15 @@ func redactURL(u string) string {
 		return u
 	}
 	return base + "?" + redactQuery(q)
+}
+
+// withTraceState attaches a request's tracestate to its (kernel-parsed) parent.
+func withTraceState(parent trace.SpanContext, tracestate string) trace.SpanContext {
+	if !parent.IsValid() || tracestate == "" {
+		return parent
+	}
+	if ts, err := trace.ParseTraceState(tracestate); err == nil {
+		return parent.WithTraceState(ts)
+	}
+	return parent
 }

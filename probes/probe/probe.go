@@ -48,9 +48,14 @@ type Chunk struct {
 	// len(Data) <= Len of them (the kernel captures a bounded prefix).
 	Len  int
 	Data []byte
-	// Ctx is the trace context the kernel associated with this syscall
-	// (e.g. the thread's current server request); invalid when none.
+	// Ctx is the trace context the kernel decided for the request this
+	// syscall starts: for a request read, the SERVER span's own ids; for a
+	// request written, the CLIENT span's ids (the ones injected into it as
+	// traceparent, when the kernel did). Invalid when none.
 	Ctx trace.SpanContext
+	// Parent is Ctx's parent: the caller of a request read (remote), or the
+	// SERVER span a request written belongs to.
+	Parent trace.SpanContext
 }
 
 // Truncated reports whether the kernel captured fewer bytes than moved.

@@ -1,0 +1,496 @@
+/* HTTP/1.x in the kernel: just enough to carry trace context.
+ *
+ * When a traced thread (or Go goroutine) reads a request, its traceparent /
+ * tracestate are parsed here (or a new root is started) and remembered as
+ * that thread's current server request. When the same thread writes a
+ * request on a client socket, an injection plan (the traceparent line and
+ * where it goes) is prepared for the sk_msg program in inject.h. Full
+ * parsing stays in Go (probes/http); this only scans header lines. */
+#pragma once
+
+#include "common.h"
+
+/* Header bytes scanned for traceparent and the end of headers (a power of
+ * two, <= MAX_CAPTURE). */
+#define HDR_SCAN 2048
+#define SCAN_MASK (MAX_CAPTURE * 2 - 1)
+#define TS_MAX 256       /* longest tracestate passed on (longer: not forwarded) */
+#define TP_LINE_LEN 70   /* "traceparent: 00-<32>-<16>-<2>\r\n" */
+#define INJECT_MAX (TP_LINE_LEN + 14 + TS_MAX) /* + "tracestate: " ... "\r\n" */
+
+/* Sampler for new root traces and for parents (set by the agent from
+ * OTEL_TRACES_SAMPLER/_ARG). A trace is sampled when the low 63 bits of its
+ * id's last 8 bytes (big endian, >> 1) are below sample_bound, as the OTel
+ * SDKs' TraceIdRatioBased does; parent_based honours a parent's flag. */
+volatile const __u64 sample_bound = 1ULL << 63; /* always_on */
+volatile const __u8 parent_based = 1;
+
+/* The request a thread (or goroutine) is serving. */
+struct ctx_key {
+	__u32 pid;
+	__u32 tid; /* 0 for goroutine keys */
+	__u64 goid; /* Go: runtime.g pointer; 0 for thread keys */
+};
+
+struct srv_ctx {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 trace_flags;
+	__u8 outstanding; /* requests read and not yet answered on this thread */
+	__u8 valid;       /* ids describe the latest request, still unanswered */
+	__u8 _pad;
+	__u16 ts_len;
+	__u16 _pad2;
+	__u64 sock; /* socket of the latest request */
+	char tracestate[TS_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ctx_key);
+	__type(value, struct srv_ctx);
+} server_ctx SEC(".maps");
+
+/* What sk_msg inserts into the request the thread is writing now. */
+struct inject_plan {
+	__u32 off;  /* byte offset in the message: just after the request line */
+	__u32 len;  /* bytes to insert */
+	__u32 local_port;  /* host order: guards against another socket's message */
+	__u32 remote_port; /* network order, as sk_msg_md has it */
+	__u32 done; /* set by sk_msg once inserted */
+	__u32 _pad;
+	__u8 bytes[INJECT_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct inject_plan);
+} inject_plans SEC(".maps");
+
+/* Building a context needs more than the 512-byte stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct srv_ctx);
+} ctx_scratch SEC(".maps");
+
+/* Building a plan needs more than the 512-byte stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct inject_plan);
+} plan_scratch SEC(".maps");
+
+static __always_inline __u8 byte_at(const __u8 *data, __u32 i)
+{
+	return data[i & SCAN_MASK];
+}
+
+/* A request line starts with a method token and a space. */
+static __always_inline int is_request_start(const __u8 *d, __u32 n)
+{
+	if (n < 16)
+		return 0;
+	__u8 c0 = d[0], c1 = d[1], c2 = d[2], c3 = d[3], c4 = d[4];
+	switch (c0) {
+	case 'G': return c1 == 'E' && c2 == 'T' && c3 == ' ';
+	case 'P':
+		return (c1 == 'O' && c2 == 'S' && c3 == 'T' && c4 == ' ') ||
+		       (c1 == 'U' && c2 == 'T' && c3 == ' ') ||
+		       (c1 == 'A' && c2 == 'T' && c3 == 'C' && c4 == 'H');
+	case 'D': return c1 == 'E' && c2 == 'L' && c3 == 'E' && c4 == 'T';
+	case 'H': return c1 == 'E' && c2 == 'A' && c3 == 'D' && c4 == ' ';
+	case 'O': return c1 == 'P' && c2 == 'T' && c3 == 'I' && c4 == 'O';
+	}
+	return 0;
+}
+
+static __always_inline int is_response_start(const __u8 *d, __u32 n)
+{
+	return n >= 12 && d[0] == 'H' && d[1] == 'T' && d[2] == 'T' && d[3] == 'P' &&
+	       d[4] == '/' && d[5] == '1' && d[6] == '.';
+}
+
+/* What scanning header lines found. Offsets index the scanned buffer.
+ * Scalars only: a global function (verified once) updates it. */
+struct line_state {
+	__u32 n;        /* bytes to scan */
+	__u32 line_end; /* offset just after the request line's '\n' (0: not seen) */
+	__u32 hdr_end;  /* offset just after the empty line (0: not seen) */
+	__u32 tp_off;   /* value offset of traceparent (0: absent) */
+	__u32 ts_off;   /* value offset of tracestate (0: absent) */
+	__u32 _pad;
+	__u8 line[16];  /* the first bytes of the line being classified */
+};
+
+struct hdr_scan {
+	const __u8 *data;
+	struct line_state st;
+};
+
+#define LOWER8(a, b, c, d, e, f, g, h)                                                   \
+	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 |           \
+	 (__u64)(e) << 32 | (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
+
+/* A header line starts at offset p, its first bytes in st->line: notes
+ * what it is; returns 1 at the end of headers. A global function so the
+ * verifier checks it once, not once per call site and path. */
+__attribute__((noinline)) int classify_line(struct line_state *st, __u32 p)
+{
+	if (!st)
+		return 1;
+	if (!st->line_end)
+		st->line_end = p; /* and this line is the first header */
+	if (p + 2 > st->n)
+		return 1; /* the rest of the line was not scanned */
+	__u8 c = st->line[0];
+	if (c == '\r' || c == '\n') {
+		st->hdr_end = p + (c == '\r' ? 2 : 1);
+		return 1;
+	}
+	__u64 w0 = 0, w1 = 0;
+	__builtin_memcpy(&w0, st->line, 8);
+	__builtin_memcpy(&w1, st->line + 8, 8);
+	__u64 l0 = w0 | 0x2020202020202020ULL; /* ASCII lowercase (good enough for letters) */
+	if (l0 == LOWER8('t', 'r', 'a', 'c', 'e', 'p', 'a', 'r')) {
+		/* "ent:" */
+		if (((w1 & 0xffffffff) | 0x00202020) == LOWER8('e', 'n', 't', ':', 0, 0, 0, 0) && !st->tp_off &&
+		    p + 12 <= st->n)
+			st->tp_off = p + 12;
+	} else if (l0 == LOWER8('t', 'r', 'a', 'c', 'e', 's', 't', 'a')) {
+		/* "te:" */
+		if (((w1 & 0xffffff) | 0x002020) == LOWER8('t', 'e', ':', 0, 0, 0, 0, 0) && !st->ts_off &&
+		    p + 11 <= st->n)
+			st->ts_off = p + 11;
+	}
+	return 0;
+}
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* bpf_loop callback: word j of the buffer; byte-level work only for words
+ * holding a '\n' (most do not). */
+static long scan_word(__u64 j, void *arg)
+{
+	struct hdr_scan *s = arg;
+	__u32 base = (__u32)j * 8;
+	if (base >= s->st.n)
+		return 1;
+	__u64 w = 0;
+	__builtin_memcpy(&w, &s->data[base & (SCAN_MASK & ~7)], 8);
+	__u64 x = w ^ (ONES * '\n');
+	if (!((x - ONES) & ~x & HIGHS))
+		return 0;
+#pragma unroll
+	for (int k = 0; k < 8; k++) {
+		__u32 p = base + k;
+		if (p >= s->st.n)
+			return 1;
+		if (((w >> (8 * k)) & 0xff) != '\n')
+			continue;
+		bpf_probe_read_kernel(s->st.line, sizeof(s->st.line), &s->data[(p + 1) & (SCAN_MASK >> 1)]);
+		if (classify_line(&s->st, p + 1))
+			return 1;
+	}
+	return 0;
+}
+
+/* Scans up to HDR_SCAN bytes of data (a map value at least 2*MAX_CAPTURE long). */
+static __always_inline void scan_headers(struct hdr_scan *s, const __u8 *data, __u32 n)
+{
+	__builtin_memset(s, 0, sizeof(*s));
+	s->data = data;
+	s->st.n = n > HDR_SCAN ? HDR_SCAN : n;
+	bpf_loop(HDR_SCAN / 8, scan_word, s, 0);
+}
+
+static __always_inline int hexval(__u8 c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1; /* W3C: lowercase hex only */
+}
+
+/* A header value copied out of the scanned buffer for the global helpers
+ * below (which, verified once, keep the per-syscall programs small). */
+struct value_buf {
+	__u8 b[64];
+	__u32 avail; /* bytes of b that are real data */
+	__u32 _pad;
+};
+
+static __always_inline void copy_value(struct value_buf *v, const __u8 *data, __u32 n, __u32 off)
+{
+	v->avail = off < n ? n - off : 0;
+	bpf_probe_read_kernel(v->b, sizeof(v->b), &data[off & (MAX_CAPTURE - 1)]);
+}
+
+/* Decodes 2*len lowercase hex chars at b[p..] into out; 0 if invalid. */
+static __always_inline int unhex(const __u8 *b, __u32 p, __u8 *out, int len)
+{
+	for (int i = 0; i < len; i++) {
+		int hi = hexval(b[(p + 2 * i) & 63]);
+		int lo = hexval(b[(p + 2 * i + 1) & 63]);
+		if (hi < 0 || lo < 0)
+			return 0;
+		out[i] = (hi << 4) | lo;
+	}
+	return 1;
+}
+
+static __always_inline int all_zero(const __u8 *b, int len)
+{
+	__u8 acc = 0;
+	for (int i = 0; i < len; i++)
+		acc |= b[i];
+	return acc == 0;
+}
+
+/* Parses a traceparent value (W3C trace-context level 1): fills trace id,
+ * parent id and flags; 0 when invalid (then a new trace starts). */
+__attribute__((noinline)) int parse_traceparent(struct value_buf *v, struct trace_ctx *c)
+{
+	if (!v || !c)
+		return 0;
+	__u32 off = 0;
+	if (v->b[0] == ' ' || v->b[0] == '\t')
+		off = (v->b[1] == ' ' || v->b[1] == '\t') ? 2 : 1;
+	if (off + 55 > v->avail)
+		return 0;
+	__u8 ver;
+	if (!unhex(v->b, off, &ver, 1) || ver == 0xff)
+		return 0;
+	if (v->b[(off + 2) & 63] != '-' || v->b[(off + 35) & 63] != '-' || v->b[(off + 52) & 63] != '-')
+		return 0;
+	__u8 flags;
+	if (!unhex(v->b, off + 3, c->trace_id, 16) || !unhex(v->b, off + 36, c->parent_id, 8) ||
+	    !unhex(v->b, off + 53, &flags, 1))
+		return 0;
+	if (all_zero(c->trace_id, 16) || all_zero(c->parent_id, 8))
+		return 0;
+	__u8 after = off + 55 < v->avail ? v->b[(off + 55) & 63] : '\r';
+	int end = after == '\r' || after == '\n' || after == ' ' || after == '\t';
+	if (!end && (ver == 0 || after != '-'))
+		return 0; /* version 00 is exactly 55 chars; later ones may extend with '-' */
+	c->trace_flags = flags & 1;
+	return 1;
+}
+
+/* Length of the tracestate value at the start of v->tracestate, up to the
+ * line end; 0 when the line end is not within the captured bytes or the
+ * value does not fit (then it is not forwarded). */
+__attribute__((noinline)) int tracestate_len(struct srv_ctx *v, __u32 avail)
+{
+	if (!v)
+		return 0;
+	for (__u32 i = 0; i < TS_MAX; i++) {
+		if (i >= avail)
+			return 0;
+		__u8 ch = v->tracestate[i];
+		if (ch == '\r' || ch == '\n')
+			return i;
+	}
+	return 0;
+}
+
+static __always_inline void random_bytes(__u8 *b, int words)
+{
+	for (int i = 0; i < words; i++) {
+		__u32 r = bpf_get_prandom_u32();
+		__builtin_memcpy(b + 4 * i, &r, 4);
+	}
+}
+
+/* TraceIdRatioBased on the id's last 8 bytes, big endian, >> 1. */
+static __always_inline __u8 sample(const __u8 *trace_id)
+{
+	__u64 x = 0;
+#pragma unroll
+	for (int i = 8; i < 16; i++)
+		x = (x << 8) | trace_id[i];
+	return (x >> 1) < sample_bound ? 1 : 0;
+}
+
+/* The key of the current thread, or of its goroutine in a Go program. */
+static __always_inline void current_ctx_key(struct ctx_key *k, __u8 state)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	k->pid = id >> 32;
+	k->tid = (__u32)id;
+	k->goid = 0;
+	if (state & TRACE_GO) {
+		/* amd64: runtime.g of the running goroutine is at fs_base - 8. */
+#if defined(__TARGET_ARCH_x86)
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		__u64 fsbase = BPF_CORE_READ(task, thread.fsbase);
+		__u64 g = 0;
+		if (fsbase && !bpf_probe_read_user(&g, sizeof(g), (void *)(fsbase - 8)) && g) {
+			k->tid = 0;
+			k->goid = g;
+		}
+#endif
+	}
+}
+
+/* A traced thread read bytes starting a request on sk: it now serves that
+ * request. Fills the event's trace context. */
+static __always_inline void on_request_read(const __u8 *data, __u32 n, __u64 sk, __u8 state,
+					    struct trace_ctx *out)
+{
+	struct hdr_scan s;
+	scan_headers(&s, data, n);
+
+	struct trace_ctx c = {};
+	c.kind = CTX_SERVER;
+	struct value_buf vb;
+	if (s.st.tp_off)
+		copy_value(&vb, data, s.st.n, s.st.tp_off);
+	if (s.st.tp_off && parse_traceparent(&vb, &c)) {
+		c.ctx_flags = CTXF_HAS_PARENT;
+		if (!parent_based)
+			c.trace_flags = sample(c.trace_id);
+	} else {
+		__builtin_memset(c.parent_id, 0, 8);
+		random_bytes(c.trace_id, 4);
+		c.trace_flags = sample(c.trace_id);
+	}
+	random_bytes(c.span_id, 2);
+	*out = c;
+
+	struct ctx_key k;
+	current_ctx_key(&k, state);
+	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
+	__u8 outstanding = 0;
+	if (cur) {
+		outstanding = cur->outstanding;
+		/* A new request on the same socket: the previous one there was
+		 * answered even if we missed its response. */
+		if (cur->sock == sk && outstanding > 0)
+			outstanding--;
+	}
+	__u32 zero = 0;
+	struct srv_ctx *nv = bpf_map_lookup_elem(&ctx_scratch, &zero); /* larger than the stack */
+	if (!nv)
+		return;
+	__builtin_memcpy(nv->trace_id, c.trace_id, 16);
+	__builtin_memcpy(nv->span_id, c.span_id, 8);
+	nv->trace_flags = c.trace_flags;
+	nv->outstanding = outstanding < 255 ? outstanding + 1 : 255;
+	nv->valid = 1;
+	nv->sock = sk;
+	nv->ts_len = 0;
+	if (s.st.ts_off && (c.ctx_flags & CTXF_HAS_PARENT)) {
+		__u32 off = s.st.ts_off;
+#pragma unroll
+		for (int k2 = 0; k2 < 2; k2++)
+			if (byte_at(data, off) == ' ' || byte_at(data, off) == '\t')
+				off++;
+		bpf_probe_read_kernel(nv->tracestate, TS_MAX, &data[off & (MAX_CAPTURE - 1)]);
+		nv->ts_len = tracestate_len(nv, off < s.st.n ? s.st.n - off : 0);
+	}
+	bpf_map_update_elem(&server_ctx, &k, nv, BPF_ANY);
+}
+
+/* A traced thread wrote bytes starting a response on sk. */
+static __always_inline void on_response_write(__u64 sk, __u8 state)
+{
+	struct ctx_key k;
+	current_ctx_key(&k, state);
+	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
+	if (!cur)
+		return;
+	if (cur->outstanding > 0)
+		cur->outstanding--;
+	if (cur->sock == sk)
+		cur->valid = 0; /* the latest request is answered */
+}
+
+volatile const __u8 inject_enabled = 0;
+
+static __always_inline __u8 hexdigit(__u8 v)
+{
+	return v < 10 ? '0' + v : 'a' + v - 10;
+}
+
+static __always_inline void put_hex(__u8 *dst, const __u8 *src, int len)
+{
+#pragma unroll
+	for (int i = 0; i < len; i++) {
+		dst[2 * i] = hexdigit(src[i] >> 4);
+		dst[2 * i + 1] = hexdigit(src[i] & 15);
+	}
+}
+
+/* The thread is about to write data (n bytes scanned) starting a request
+ * on sk. When it serves a request, the client span is that request's child:
+ * fill the event's context and, when injecting, plan the traceparent line. */
+static __always_inline void on_request_write(const __u8 *data, __u32 n, struct sock *sk, __u8 state,
+					     struct trace_ctx *out)
+{
+	struct ctx_key k;
+	current_ctx_key(&k, state);
+	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
+	/* Only an unambiguous parent: one request outstanding on this thread
+	 * (an event loop serving several at once gets no link, never a wrong one). */
+	if (!cur || !cur->valid || cur->outstanding != 1)
+		return;
+	struct trace_ctx c = {};
+	c.kind = CTX_CLIENT;
+	c.ctx_flags = CTXF_HAS_PARENT;
+	c.trace_flags = cur->trace_flags;
+	__builtin_memcpy(c.trace_id, cur->trace_id, 16);
+	__builtin_memcpy(c.parent_id, cur->span_id, 8);
+	random_bytes(c.span_id, 2);
+	*out = c;
+	if (!inject_enabled)
+		return;
+
+	struct hdr_scan s;
+	scan_headers(&s, data, n);
+	/* Inject only when the request line and the end of headers are in this
+	 * write, and never next to an existing traceparent. */
+	if (!s.st.line_end || !s.st.hdr_end || s.st.tp_off)
+		return;
+	__u32 zero = 0;
+	struct inject_plan *p = bpf_map_lookup_elem(&plan_scratch, &zero);
+	if (!p)
+		return;
+	p->off = s.st.line_end;
+	p->done = 0;
+	p->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	p->remote_port = BPF_CORE_READ(sk, __sk_common.skc_dport);
+	__u8 *b = p->bytes;
+	__builtin_memcpy(b, "traceparent: 00-", 16);
+	put_hex(b + 16, c.trace_id, 16);
+	b[48] = '-';
+	put_hex(b + 49, c.span_id, 8);
+	b[65] = '-';
+	b[66] = '0';
+	b[67] = c.trace_flags ? '1' : '0';
+	b[68] = '\r';
+	b[69] = '\n';
+	__u32 len = TP_LINE_LEN;
+	__u32 ts_len = cur->ts_len;
+	if (ts_len > 0 && ts_len < TS_MAX) {
+		__builtin_memcpy(b + TP_LINE_LEN, "tracestate: ", 12);
+		bpf_probe_read_kernel(b + TP_LINE_LEN + 12, TS_MAX, cur->tracestate);
+		/* The mask restates ts_len < TS_MAX for the verifier; the empty asm
+		 * keeps the compiler from dropping it as redundant. */
+		asm volatile("" : "+r"(ts_len));
+		__u32 e = TP_LINE_LEN + 12 + (ts_len & (TS_MAX - 1));
+		b[e] = '\r';
+		b[e + 1] = '\n';
+		len = e + 2;
+	}
+	p->len = len;
+	__u64 id = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&inject_plans, &id, p, BPF_ANY);
+}
