@@ -144,6 +144,11 @@ func (a *runner) track(pid uint32, why string) {
 	}
 	a.tracked[pid] = true
 	a.services[pid] = info.ServiceInfo
+	if info.goRuntime {
+		if err := a.capt.AttachGo(pid); err != nil {
+			slog.Info("go program: client calls will not link to the requests they serve", "pid", pid, "err", err)
+		}
+	}
 	slog.Info("tracing process", "pid", pid, "service", a.services[pid].ServiceName, "why", why)
 }
 

@@ -9,6 +9,7 @@
 #include "common.h"
 #include "http.h"
 #include "inject.h"
+#include "gohttp.h"
 
 /* Set by the agent before load. */
 volatile const __u32 capture_size = 4096; /* <= MAX_CAPTURE */
@@ -82,7 +83,10 @@ static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
 {
 	struct ctx_key k;
 	current_ctx_key(&k, a->state);
-	if (!bpf_map_lookup_elem(&server_ctx, &k))
+	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
+	if (!cur && (a->state & TRACE_GO))
+		cur = go_client_ctx(&k); /* net/http writes from its writeLoop goroutine */
+	if (!cur)
 		return; /* the common case: not serving anything */
 	struct sock *sk = tcp_sock_of_fd(a->fd);
 	if (!sk)
@@ -112,7 +116,7 @@ static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
 	if (bpf_probe_read_user(ev->data, n & (HDR_SCAN * 2 - 1), (void *)base))
 		return;
 	if (is_request_start(ev->data, n))
-		on_request_write(ev->data, n, sk, a->state, &a->ctx);
+		on_request_write(ev->data, n, sk, cur, &a->ctx);
 }
 
 static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 dir)

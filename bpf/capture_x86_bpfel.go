@@ -78,6 +78,13 @@ type CaptureIoArgs struct {
 	_       [5]byte
 }
 
+type CapturePconnKey struct {
+	_   structs.HostLayout
+	Pid uint32
+	Pad uint32
+	Pc  uint64
+}
+
 type CaptureSrvCtx struct {
 	_           structs.HostLayout
 	TraceId     [16]uint8
@@ -114,8 +121,10 @@ const (
 	CaptureMapCtlEvents           = "ctl_events"
 	CaptureMapCtxScratch          = "ctx_scratch"
 	CaptureMapEvents              = "events"
+	CaptureMapGoWriter            = "go_writer"
 	CaptureMapInjectPlans         = "inject_plans"
 	CaptureMapListenFds           = "listen_fds"
+	CaptureMapPconnCtx            = "pconn_ctx"
 	CaptureMapPlanScratch         = "plan_scratch"
 	CaptureMapScratch             = "scratch"
 	CaptureMapServerCtx           = "server_ctx"
@@ -139,6 +148,8 @@ const (
 	CaptureProgExitSendto         = "exit_sendto"
 	CaptureProgExitWrite          = "exit_write"
 	CaptureProgExitWritev         = "exit_writev"
+	CaptureProgGoRoundtrip        = "go_roundtrip"
+	CaptureProgGoWriteloop        = "go_writeloop"
 	CaptureProgInjectTraceparent  = "inject_traceparent"
 	CaptureProgOnExec             = "on_exec"
 	CaptureProgOnExit             = "on_exit"
@@ -213,6 +224,8 @@ type CaptureProgramSpecs struct {
 	ExitSendto         *ebpf.ProgramSpec `ebpf:"exit_sendto"`
 	ExitWrite          *ebpf.ProgramSpec `ebpf:"exit_write"`
 	ExitWritev         *ebpf.ProgramSpec `ebpf:"exit_writev"`
+	GoRoundtrip        *ebpf.ProgramSpec `ebpf:"go_roundtrip"`
+	GoWriteloop        *ebpf.ProgramSpec `ebpf:"go_writeloop"`
 	InjectTraceparent  *ebpf.ProgramSpec `ebpf:"inject_traceparent"`
 	OnExec             *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit             *ebpf.ProgramSpec `ebpf:"on_exit"`
@@ -231,8 +244,10 @@ type CaptureMapSpecs struct {
 	CtlEvents   *ebpf.MapSpec `ebpf:"ctl_events"`
 	CtxScratch  *ebpf.MapSpec `ebpf:"ctx_scratch"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	GoWriter    *ebpf.MapSpec `ebpf:"go_writer"`
 	InjectPlans *ebpf.MapSpec `ebpf:"inject_plans"`
 	ListenFds   *ebpf.MapSpec `ebpf:"listen_fds"`
+	PconnCtx    *ebpf.MapSpec `ebpf:"pconn_ctx"`
 	PlanScratch *ebpf.MapSpec `ebpf:"plan_scratch"`
 	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
 	ServerCtx   *ebpf.MapSpec `ebpf:"server_ctx"`
@@ -278,8 +293,10 @@ type CaptureMaps struct {
 	CtlEvents   *ebpf.Map `ebpf:"ctl_events"`
 	CtxScratch  *ebpf.Map `ebpf:"ctx_scratch"`
 	Events      *ebpf.Map `ebpf:"events"`
+	GoWriter    *ebpf.Map `ebpf:"go_writer"`
 	InjectPlans *ebpf.Map `ebpf:"inject_plans"`
 	ListenFds   *ebpf.Map `ebpf:"listen_fds"`
+	PconnCtx    *ebpf.Map `ebpf:"pconn_ctx"`
 	PlanScratch *ebpf.Map `ebpf:"plan_scratch"`
 	Scratch     *ebpf.Map `ebpf:"scratch"`
 	ServerCtx   *ebpf.Map `ebpf:"server_ctx"`
@@ -295,8 +312,10 @@ func (m *CaptureMaps) Close() error {
 		m.CtlEvents,
 		m.CtxScratch,
 		m.Events,
+		m.GoWriter,
 		m.InjectPlans,
 		m.ListenFds,
+		m.PconnCtx,
 		m.PlanScratch,
 		m.Scratch,
 		m.ServerCtx,
@@ -339,6 +358,8 @@ type CapturePrograms struct {
 	ExitSendto         *ebpf.Program `ebpf:"exit_sendto"`
 	ExitWrite          *ebpf.Program `ebpf:"exit_write"`
 	ExitWritev         *ebpf.Program `ebpf:"exit_writev"`
+	GoRoundtrip        *ebpf.Program `ebpf:"go_roundtrip"`
+	GoWriteloop        *ebpf.Program `ebpf:"go_writeloop"`
 	InjectTraceparent  *ebpf.Program `ebpf:"inject_traceparent"`
 	OnExec             *ebpf.Program `ebpf:"on_exec"`
 	OnExit             *ebpf.Program `ebpf:"on_exit"`
@@ -367,6 +388,8 @@ func (p *CapturePrograms) Close() error {
 		p.ExitSendto,
 		p.ExitWrite,
 		p.ExitWritev,
+		p.GoRoundtrip,
+		p.GoWriteloop,
 		p.InjectTraceparent,
 		p.OnExec,
 		p.OnExit,

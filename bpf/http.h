@@ -432,12 +432,9 @@ static __always_inline void put_hex(__u8 *dst, const __u8 *src, int len)
 /* The thread is about to write data (n bytes scanned) starting a request
  * on sk. When it serves a request, the client span is that request's child:
  * fill the event's context and, when injecting, plan the traceparent line. */
-static __always_inline void on_request_write(const __u8 *data, __u32 n, struct sock *sk, __u8 state,
-					     struct trace_ctx *out)
+static __always_inline void on_request_write(const __u8 *data, __u32 n, struct sock *sk,
+					     struct srv_ctx *cur, struct trace_ctx *out)
 {
-	struct ctx_key k;
-	current_ctx_key(&k, state);
-	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
 	/* Only an unambiguous parent: one request outstanding on this thread
 	 * (an event loop serving several at once gets no link, never a wrong one). */
 	if (!cur || !cur->valid || cur->outstanding != 1)

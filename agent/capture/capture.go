@@ -100,6 +100,9 @@ type Capture struct {
 	ctl   *ringbuf.Reader
 	clock monoClock
 	once  sync.Once
+
+	goMu   sync.Mutex
+	goExes map[exeKey]error // Go executables given the net/http uprobes
 }
 
 // Load loads and attaches the capture programs.
@@ -177,6 +180,8 @@ func (c *Capture) attach(spec *ebpf.CollectionSpec) error {
 				Name: strings.TrimPrefix(sec, "raw_tracepoint/"), Program: prog})
 		case sec == "sockops" || sec == "sk_msg":
 			continue // injection: attached by attachInjection when enabled
+		case strings.HasPrefix(sec, "uprobe/"):
+			continue // per Go executable: AttachGo
 		default:
 			return fmt.Errorf("program %s: unknown section %q", name, sec)
 		}
@@ -345,9 +350,11 @@ func addrs(a *bpf.CaptureConnAddr) (local, remote netip.AddrPort) {
 // Close detaches and unloads everything. Safe to call more than once.
 func (c *Capture) Close() error {
 	c.once.Do(func() {
+		c.goMu.Lock() // AttachGo appends links
 		for _, l := range c.links {
 			l.Close()
 		}
+		c.goMu.Unlock()
 		if c.data != nil {
 			c.data.Close()
 		}

@@ -1,0 +1,94 @@
+/* Go net/http clients: the request a handler goroutine sends is written by
+ * the connection's writeLoop goroutine, not by the handler. Two uprobes
+ * (off the per-syscall path: one per client request, one per connection)
+ * carry the handler's server context over to that writer:
+ *   (*persistConn).roundTrip  (handler goroutine, receiver pc)
+ *       pconn_ctx[pc] = server_ctx[handler goroutine]
+ *   (*persistConn).writeLoop  (writer goroutine, receiver pc)
+ *       go_writer[writer goroutine] = pc
+ * and the writer's write() finds its context through both. */
+#pragma once
+
+#include "http.h"
+
+/* Go's internal ABI: receiver / first argument and the current g. */
+#if defined(__TARGET_ARCH_x86)
+#define GO_ARG1(ctx) ((ctx)->ax)
+#define GO_G(ctx) ((ctx)->r14)
+#elif defined(__TARGET_ARCH_arm64)
+/* arm64 pt_regs starts with the user registers (vmlinux.h here is x86's). */
+struct arm64_user_regs {
+	__u64 regs[31];
+	__u64 sp, pc, pstate;
+};
+#define GO_ARG1(ctx) (((struct arm64_user_regs *)(ctx))->regs[0])
+#define GO_G(ctx) (((struct arm64_user_regs *)(ctx))->regs[28])
+#endif
+
+struct pconn_key {
+	__u32 pid;
+	__u32 _pad;
+	__u64 pc; /* *persistConn */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pconn_key);
+	__type(value, struct srv_ctx);
+} pconn_ctx SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ctx_key);
+	__type(value, __u64); /* *persistConn */
+} go_writer SEC(".maps");
+
+static __always_inline int go_key(struct pt_regs *ctx, struct ctx_key *k)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (!(trace_state(pid) & TRACE_GO))
+		return 0;
+	k->pid = pid;
+	k->tid = 0;
+	k->goid = GO_G(ctx);
+	return k->goid != 0;
+}
+
+SEC("uprobe/go_persistconn_roundtrip")
+int go_roundtrip(struct pt_regs *ctx)
+{
+	struct ctx_key k;
+	if (!go_key(ctx, &k))
+		return 0;
+	struct pconn_key pk = {.pid = k.pid, .pc = GO_ARG1(ctx)};
+	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
+	if (!cur || !cur->valid || cur->outstanding != 1) {
+		bpf_map_delete_elem(&pconn_ctx, &pk); /* no stale parent for this call */
+		return 0;
+	}
+	bpf_map_update_elem(&pconn_ctx, &pk, cur, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe/go_persistconn_writeloop")
+int go_writeloop(struct pt_regs *ctx)
+{
+	struct ctx_key k;
+	if (!go_key(ctx, &k))
+		return 0;
+	__u64 pc = GO_ARG1(ctx);
+	bpf_map_update_elem(&go_writer, &k, &pc, BPF_ANY);
+	return 0;
+}
+
+/* The server context of the request a Go writer goroutine is writing. */
+static __always_inline struct srv_ctx *go_client_ctx(struct ctx_key *k)
+{
+	__u64 *pc = bpf_map_lookup_elem(&go_writer, k);
+	if (!pc)
+		return NULL;
+	struct pconn_key pk = {.pid = k->pid, .pc = *pc};
+	return bpf_map_lookup_elem(&pconn_ctx, &pk);
+}
