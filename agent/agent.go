@@ -93,6 +93,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer capt.Close()
 
 	a.capt, a.pipe = capt, pipe
+	reportPropagation(capt, !cfg.NoInject)
 	a.conns = conntrack.New([]probe.Probe{httpprobe.New(httpprobe.Options{})}, maxConns, pipe.Export)
 	for _, pid := range initial {
 		a.track(pid, "initial")
@@ -323,4 +324,24 @@ func readService(procRoot string, pid uint32) process {
 		Command:        info.Command,
 		ResourceAttrs:  info.ResourceAttrs,
 	}}
+}
+
+// reportPropagation says how context crosses services on this kernel.
+func reportPropagation(capt *capture.Capture, inject bool) {
+	if !inject {
+		slog.Info("propagation: read-only (--no-inject): spans link within each process, not across services")
+		return
+	}
+	got, err := capt.CheckFIONREAD()
+	switch {
+	case err != nil:
+		slog.Warn("propagation: FIONREAD self-test could not run", "err", err)
+	case got != capture.FIONREADProbeBytes:
+		slog.Warn("propagation: this kernel answers ioctl(FIONREAD) wrongly for sockets in a sockhash "+
+			"(known regression in 6.6.128+, 6.12.75+, 6.18.14+); only client sockets of traced processes are added: "+
+			"use --no-inject if a traced client sizes its reads with FIONREAD",
+			"fionread", got, "want", capture.FIONREADProbeBytes)
+	default:
+		slog.Info("propagation: traceparent injection on (sockops + sk_msg on client sockets of traced processes); FIONREAD self-test ok")
+	}
 }

@@ -3,12 +3,15 @@ package capture
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sys/unix"
 
 	"github.com/tracer-agent/tracer-agent/bpf"
 )
@@ -85,3 +88,63 @@ func decodeCtx(k *bpf.CaptureTraceCtx, ev *Event) {
 		})
 	}
 }
+
+// CheckFIONREAD tests the kernel regression (6.6.128+, 6.12.75+, 6.18.14+)
+// where a socket in a sockhash answers ioctl(FIONREAD) wrongly, which
+// stalls programs that size their reads with it. It puts one end of a
+// loopback connection of the agent's own into the sockhash, sends it
+// FIONREADProbeBytes and returns what FIONREAD says. Only client sockets of traced processes are ever in the
+// sockhash, so the agent reports rather than refuses.
+func (c *Capture) CheckFIONREAD() (got int, err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	cl, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		return 0, err
+	}
+	defer srv.Close()
+	raw, err := cl.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	sockhash := c.coll.Maps["client_socks"]
+	var n int
+	var opErr error
+	err = raw.Control(func(fd uintptr) {
+		cookie, err := unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_COOKIE)
+		if err != nil {
+			opErr = err
+			return
+		}
+		if err := sockhash.Update(cookie, uint64(fd), ebpf.UpdateAny); err != nil {
+			opErr = fmt.Errorf("add test socket to the sockhash: %w", err)
+			return
+		}
+		defer sockhash.Delete(cookie)
+		if _, err := srv.Write(make([]byte, 100)); err != nil {
+			opErr = err
+			return
+		}
+		for i := 0; i < 50; i++ { // wait for delivery; FIONREAD should then say 100
+			if n, opErr = unix.IoctlGetInt(int(fd), unix.SIOCINQ); opErr != nil || n == 100 {
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	if err == nil {
+		err = opErr
+	}
+	return n, err
+}
+
+// FIONREADProbeBytes is what CheckFIONREAD sends: a correct kernel reports it.
+const FIONREADProbeBytes = 100

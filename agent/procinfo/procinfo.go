@@ -9,6 +9,7 @@ package procinfo
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -63,8 +64,22 @@ func Read(procRoot string, pid uint32) (Info, error) {
 	return info, nil
 }
 
-// fallbackName names a process that declared no service name.
+// fallbackName names a process that declared no service name: an
+// interpreted program by its script or module ("frontend" for `python3
+// frontend.py`), anything else by its executable.
 func fallbackName(info Info) string {
+	if interp := Interpreter(info.ExePath); interp != "" && len(info.CommandLine) > 1 {
+		if names := ScriptNames(interp, info.CommandLine[1:]); len(names) > 0 {
+			base := filepath.Base(names[0])
+			switch ext := filepath.Ext(base); ext {
+			case ".py", ".js", ".mjs", ".cjs", ".ts", ".rb", ".pl", ".php", ".sh", ".jar":
+				base = strings.TrimSuffix(base, ext)
+			}
+			if base != "" && base != "." && base != "/" {
+				return base
+			}
+		}
+	}
 	if info.ExeName != "" {
 		return info.ExeName
 	}

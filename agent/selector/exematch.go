@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tracer-agent/tracer-agent/agent/procinfo"
 	"github.com/tracer-agent/tracer-agent/internal/glob"
 )
 
@@ -48,12 +49,12 @@ func candidates(exe string, argv []string) []string {
 		arg0 = argv[0]
 		add(arg0)
 	}
-	interp := interpreterOf(exe)
+	interp := procinfo.Interpreter(exe)
 	if interp == "" {
-		interp = interpreterOf(arg0)
+		interp = procinfo.Interpreter(arg0)
 	}
 	if interp != "" && len(argv) > 1 {
-		for _, name := range scriptNames(interp, argv[1:]) {
+		for _, name := range procinfo.ScriptNames(interp, argv[1:]) {
 			add(name)
 		}
 	}

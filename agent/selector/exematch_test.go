@@ -1,7 +1,6 @@
 package selector
 
 import (
-	"reflect"
 	"testing"
 )
 
@@ -55,40 +54,3 @@ func TestMatchExe(t *testing.T) {
 	}
 }
 
-func TestScriptNames(t *testing.T) {
-	tests := []struct {
-		interp string
-		args   []string
-		want   []string
-	}{
-		{python, []string{"-mhttp.server", "8000"}, []string{"http.server"}},
-		{python, []string{"-m"}, nil},
-		{python, []string{"--", "x.py"}, []string{"x.py"}},
-		{python, []string{"-"}, nil},
-		{python, nil, nil},
-		{node, []string{"--eval", "1"}, nil},
-		{node, []string{"--inspect", "index.js"}, []string{"index.js"}},
-		{java, []string{"-m", "mod/com.x.Main"}, []string{"mod/com.x.Main"}},
-		{java, []string{"Main"}, []string{"Main"}},
-		{java, []string{"com.x."}, []string{"com.x."}},
-		{shell, []string{"-c", "echo"}, nil},
-		{shell, []string{"+x", "s.sh"}, []string{"s.sh"}},
-	}
-	for _, tt := range tests {
-		if got := scriptNames(tt.interp, tt.args); !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("scriptNames(%s, %q) = %q, want %q", tt.interp, tt.args, got, tt.want)
-		}
-	}
-}
-
-func TestInterpreterOf(t *testing.T) {
-	for in, want := range map[string]string{
-		"/usr/bin/python3.12": python, "python": python, "/usr/bin/node": node,
-		"/usr/lib/jvm/java-21/bin/java": java, "/bin/sleep": "", "": "", "/usr/bin/perl5.36": perl,
-		"javac": "",
-	} {
-		if got := interpreterOf(in); got != want {
-			t.Errorf("interpreterOf(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -27,14 +27,18 @@ const usageHead = `tracer-agent: zero-code distributed tracing from the kernel (
 Watches the TCP sockets of the selected processes with syscall tracepoints
 (no kprobes, no code changes, any language) and turns their HTTP/1.x calls
 into OpenTelemetry spans: SERVER spans for requests they receive, CLIENT
-spans for requests they send. An incoming W3C traceparent is honoured.
+spans for requests they send. Requests crossing traced services form one
+trace: an incoming W3C traceparent is honoured (or a trace is started), and
+the kernel inserts a traceparent line into the requests a traced process
+sends while serving one (sockops + sk_msg; --no-inject turns that off).
 
 Usage:
   sudo tracer-agent --pid 1234
   sudo tracer-agent --exe '*/python3*' --port 8080
   sudo OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 tracer-agent --exe '/srv/*'
 
-Selection (at least one; children forked by a selected process are traced too):
+Flags (select processes with --pid, --exe or --port, at least one; children they
+fork are traced too):
 `
 
 const usageTail = `

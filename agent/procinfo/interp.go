@@ -1,4 +1,4 @@
-package selector
+package procinfo
 
 import (
 	"path/filepath"
@@ -18,9 +18,9 @@ const (
 	shell  = "shell"
 )
 
-// interpreterOf classifies an executable path or argv[0] by its basename
+// Interpreter classifies an executable path or argv[0] by its basename
 // ("python3.12", "node", "java"...), "" when it is not an interpreter.
-func interpreterOf(path string) string {
+func Interpreter(path string) string {
 	b := filepath.Base(path)
 	switch {
 	case path == "":
@@ -66,10 +66,10 @@ var (
 	}
 )
 
-// scriptNames finds what an interpreter runs in its arguments (argv[1:]):
+// ScriptNames finds what an interpreter runs in its arguments (argv[1:]):
 // the script path, a python -m module, a java -jar file or main class.
 // It is a best-effort reading of each family's option syntax.
-func scriptNames(interp string, args []string) []string {
+func ScriptNames(interp string, args []string) []string {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		next := func() []string {
