@@ -29,7 +29,7 @@ type Config struct {
 	// still linked within each process, not across them.
 	NoInject bool
 	ProcRoot string
-	Version      string
+	Version  string
 	// Rescan is how often /proc is re-read for --exe/--port matches the
 	// kernel events may have missed.
 	Rescan time.Duration
@@ -217,10 +217,10 @@ func (a *runner) onData(ev *capture.Event) {
 			Local:  ev.Local,
 			Remote: ev.Remote,
 		}, probe.Chunk{
-			Dir:   ev.Dir,
-			TID:   ev.TID,
-			Start: ev.Start,
-			End:   ev.End,
+			Dir:    ev.Dir,
+			TID:    ev.TID,
+			Start:  ev.Start,
+			End:    ev.End,
 			Len:    int(ev.Len),
 			Data:   ev.Data,
 			Ctx:    ev.Ctx,

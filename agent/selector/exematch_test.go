@@ -53,4 +53,3 @@ func TestMatchExe(t *testing.T) {
 		t.Error("no globs matched")
 	}
 }
-
