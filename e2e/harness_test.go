@@ -165,7 +165,13 @@ type agent struct {
 // its probes are attached.
 func startAgent(t *testing.T, rcv *otlptest.Receiver, args ...string) *agent {
 	t.Helper()
-	env := append(rcv.Env(), "OTEL_BSP_SCHEDULE_DELAY=100")
+	return startAgentEnv(t, rcv, nil, args...)
+}
+
+// startAgentEnv is startAgent with extra environment (e.g. a sampler).
+func startAgentEnv(t *testing.T, rcv *otlptest.Receiver, extra []string, args ...string) *agent {
+	t.Helper()
+	env := append(append(rcv.Env(), "OTEL_BSP_SCHEDULE_DELAY=100"), extra...)
 	a := &agent{proc: start(t, env, agentBin, append([]string{"--log-level", "debug"}, args...)...)}
 	a.waitOutput(t, "msg=ready", 30*time.Second)
 	t.Cleanup(func() {
