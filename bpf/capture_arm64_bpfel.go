@@ -61,7 +61,7 @@ type CaptureInjectPlan struct {
 	LocalPort  uint32
 	RemotePort uint32
 	Done       uint32
-	Pad        uint32
+	HdrEnd     uint32
 	Bytes      [340]uint8
 }
 
@@ -92,7 +92,7 @@ type CaptureSrvCtx struct {
 	TraceFlags  uint8
 	Outstanding uint8
 	Valid       uint8
-	Pad         uint8
+	HdrPending  uint8
 	TsLen       uint16
 	Pad2        uint16
 	Sock        uint64

@@ -38,12 +38,6 @@ struct {
 	__type(value, struct srv_ctx);
 } pconn_ctx SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct ctx_key);
-	__type(value, __u64); /* *persistConn */
-} go_writer SEC(".maps");
 
 static __always_inline int go_key(struct pt_regs *ctx, struct ctx_key *k)
 {
@@ -80,6 +74,9 @@ int go_writeloop(struct pt_regs *ctx)
 		return 0;
 	__u64 pc = GO_ARG1(ctx);
 	bpf_map_update_elem(&go_writer, &k, &pc, BPF_ANY);
+	/* Goroutine structs are reused: this one may have served a request
+	 * before; as a writer it must not look like it still does. */
+	bpf_map_delete_elem(&server_ctx, &k);
 	return 0;
 }
 

@@ -38,7 +38,7 @@ struct srv_ctx {
 	__u8 trace_flags;
 	__u8 outstanding; /* requests read and not yet answered on this thread */
 	__u8 valid;       /* ids describe the latest request, still unanswered */
-	__u8 _pad;
+	__u8 hdr_pending; /* its headers are still being read: ids not decided yet */
 	__u16 ts_len;
 	__u16 _pad2;
 	__u64 sock; /* socket of the latest request */
@@ -59,7 +59,7 @@ struct inject_plan {
 	__u32 local_port;  /* host order: guards against another socket's message */
 	__u32 remote_port; /* network order, as sk_msg_md has it */
 	__u32 done; /* set by sk_msg once inserted */
-	__u32 _pad;
+	__u32 hdr_end; /* offset just after the headers, before insertion */
 	__u8 bytes[INJECT_MAX];
 };
 
@@ -69,6 +69,14 @@ struct {
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct inject_plan);
 } inject_plans SEC(".maps");
+
+/* Go: writer goroutine -> the *persistConn it writes for (see gohttp.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ctx_key);
+	__type(value, __u64);
+} go_writer SEC(".maps");
 
 /* Building a context needs more than the 512-byte stack. */
 struct {
@@ -201,12 +209,20 @@ static long scan_word(__u64 j, void *arg)
 	return 0;
 }
 
-/* Scans up to HDR_SCAN bytes of data (a map value at least 2*MAX_CAPTURE long). */
-static __always_inline void scan_headers(struct hdr_scan *s, const __u8 *data, __u32 n)
+/* Scans up to HDR_SCAN bytes of data (a map value at least 2*MAX_CAPTURE
+ * long). cont: data continues headers, starting at a line (not a request
+ * line). */
+static __always_inline void scan_headers(struct hdr_scan *s, const __u8 *data, __u32 n, int cont)
 {
 	__builtin_memset(s, 0, sizeof(*s));
 	s->data = data;
 	s->st.n = n > HDR_SCAN ? HDR_SCAN : n;
+	if (cont) {
+		s->st.line_end = 1; /* past the request line */
+		bpf_probe_read_kernel(s->st.line, sizeof(s->st.line), data);
+		if (classify_line(&s->st, 0))
+			return;
+	}
 	bpf_loop(HDR_SCAN / 8, scan_word, s, 0);
 }
 
@@ -340,20 +356,17 @@ static __always_inline void current_ctx_key(struct ctx_key *k, __u8 state)
 	}
 }
 
-/* A traced thread read bytes starting a request on sk: it now serves that
- * request. Fills the event's trace context. */
-static __always_inline void on_request_read(const __u8 *data, __u32 n, __u64 sk, __u8 state,
-					    struct trace_ctx *out)
+/* Fills the request's context from what the header scan found: the
+ * incoming traceparent (and tracestate), or a new root. */
+static __always_inline void decide_ctx(const __u8 *data, struct hdr_scan *s, struct trace_ctx *out,
+				       struct srv_ctx *nv)
 {
-	struct hdr_scan s;
-	scan_headers(&s, data, n);
-
 	struct trace_ctx c = {};
 	c.kind = CTX_SERVER;
 	struct value_buf vb;
-	if (s.st.tp_off)
-		copy_value(&vb, data, s.st.n, s.st.tp_off);
-	if (s.st.tp_off && parse_traceparent(&vb, &c)) {
+	if (s->st.tp_off)
+		copy_value(&vb, data, s->st.n, s->st.tp_off);
+	if (s->st.tp_off && parse_traceparent(&vb, &c)) {
 		c.ctx_flags = CTXF_HAS_PARENT;
 		if (!parent_based)
 			c.trace_flags = sample(c.trace_id);
@@ -365,9 +378,46 @@ static __always_inline void on_request_read(const __u8 *data, __u32 n, __u64 sk,
 	random_bytes(c.span_id, 2);
 	*out = c;
 
+	__builtin_memcpy(nv->trace_id, c.trace_id, 16);
+	__builtin_memcpy(nv->span_id, c.span_id, 8);
+	nv->trace_flags = c.trace_flags;
+	nv->valid = 1;
+	nv->hdr_pending = 0;
+	nv->ts_len = 0;
+	if (s->st.ts_off && (c.ctx_flags & CTXF_HAS_PARENT)) {
+		__u32 off = s->st.ts_off;
+#pragma unroll
+		for (int k2 = 0; k2 < 2; k2++)
+			if (byte_at(data, off) == ' ' || byte_at(data, off) == '\t')
+				off++;
+		bpf_probe_read_kernel(nv->tracestate, TS_MAX, &data[off & (MAX_CAPTURE - 1)]);
+		nv->ts_len = tracestate_len(nv, off < s->st.n ? s->st.n - off : 0);
+	}
+}
+
+/* A traced thread read n bytes on sk. When they start a request (start),
+ * it now serves that request; when they continue the headers of the
+ * request it serves (TCP may deliver them in pieces), the scan goes on. The
+ * context is decided once traceparent or the end of headers is seen, and
+ * reported in that read's event. */
+static __always_inline void on_request_read(const __u8 *data, __u32 n, __u64 sk, __u8 state, int start,
+					    struct trace_ctx *out)
+{
 	struct ctx_key k;
 	current_ctx_key(&k, state);
 	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
+	if (!start && !(cur && cur->hdr_pending && cur->sock == sk))
+		return;
+
+	struct hdr_scan s;
+	scan_headers(&s, data, n, !start);
+	int decided = s.st.tp_off || s.st.hdr_end || n >= HDR_SCAN;
+
+	if (!start) {
+		if (decided && cur)
+			decide_ctx(data, &s, out, cur);
+		return;
+	}
 	__u8 outstanding = 0;
 	if (cur) {
 		outstanding = cur->outstanding;
@@ -376,25 +426,19 @@ static __always_inline void on_request_read(const __u8 *data, __u32 n, __u64 sk,
 		if (cur->sock == sk && outstanding > 0)
 			outstanding--;
 	}
+	if (k.goid)
+		bpf_map_delete_elem(&go_writer, &k); /* a reused goroutine struct, now a server */
 	__u32 zero = 0;
 	struct srv_ctx *nv = bpf_map_lookup_elem(&ctx_scratch, &zero); /* larger than the stack */
 	if (!nv)
 		return;
-	__builtin_memcpy(nv->trace_id, c.trace_id, 16);
-	__builtin_memcpy(nv->span_id, c.span_id, 8);
-	nv->trace_flags = c.trace_flags;
 	nv->outstanding = outstanding < 255 ? outstanding + 1 : 255;
-	nv->valid = 1;
 	nv->sock = sk;
-	nv->ts_len = 0;
-	if (s.st.ts_off && (c.ctx_flags & CTXF_HAS_PARENT)) {
-		__u32 off = s.st.ts_off;
-#pragma unroll
-		for (int k2 = 0; k2 < 2; k2++)
-			if (byte_at(data, off) == ' ' || byte_at(data, off) == '\t')
-				off++;
-		bpf_probe_read_kernel(nv->tracestate, TS_MAX, &data[off & (MAX_CAPTURE - 1)]);
-		nv->ts_len = tracestate_len(nv, off < s.st.n ? s.st.n - off : 0);
+	if (decided) {
+		decide_ctx(data, &s, out, nv);
+	} else {
+		nv->valid = 0; /* not usable until decided */
+		nv->hdr_pending = 1;
 	}
 	bpf_map_update_elem(&server_ctx, &k, nv, BPF_ANY);
 }
@@ -451,7 +495,7 @@ static __always_inline void on_request_write(const __u8 *data, __u32 n, struct s
 		return;
 
 	struct hdr_scan s;
-	scan_headers(&s, data, n);
+	scan_headers(&s, data, n, 0);
 	/* Inject only when the request line and the end of headers are in this
 	 * write, and never next to an existing traceparent. */
 	if (!s.st.line_end || !s.st.hdr_end || s.st.tp_off)
@@ -461,6 +505,7 @@ static __always_inline void on_request_write(const __u8 *data, __u32 n, struct s
 	if (!p)
 		return;
 	p->off = s.st.line_end;
+	p->hdr_end = s.st.hdr_end;
 	p->done = 0;
 	p->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	p->remote_port = BPF_CORE_READ(sk, __sk_common.skc_dport);

@@ -87,6 +87,14 @@ int inject_traceparent(struct sk_msg_md *msg)
 	}
 	p->done = 1;
 	count(CNT_INJECTED);
+	/* The insertion leaves the headers in three pieces, which TCP may send
+	 * as three segments; a receiver reading only the first would miss the
+	 * line. Make the headers one piece (best effort: they are correct
+	 * either way). */
+	__u32 whole = p->hdr_end + len;
+	if (whole > msg->size)
+		whole = msg->size;
+	bpf_msg_pull_data(msg, 0, whole, 0);
 	return SK_PASS;
 undo:
 	bpf_msg_pop_data(msg, off, len, 0);

@@ -141,3 +141,36 @@ func sockhashKeys(t *testing.T, bpftool string) []uint64 {
 	}
 	return keys
 }
+
+// TestSplitIncomingHeaders: a request whose traceparent arrives in a later
+// read than its request line still joins the caller's trace.
+func TestSplitIncomingHeaders(t *testing.T) {
+	requireE2E(t)
+	for _, lang := range []string{"go", "python"} {
+		t.Run(lang, func(t *testing.T) {
+			rcv := otlptest.Start(t)
+			srv := startServer(t, lang, "split-"+lang, 0)
+			startAgent(t, rcv, "--pid", strconv.Itoa(srv.Pid()))
+			conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", srv.Port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.Write([]byte("GET /users/77 HTTP/1.1\r\nHost: x\r\n"))
+			time.Sleep(100 * time.Millisecond) // the server reads the first piece alone
+			conn.Write([]byte("traceparent: 00-" + parentTrace + "-" + parentSpan + "-01\r\nConnection: close\r\n\r\n"))
+			buf := make([]byte, 4096)
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if n, _ := conn.Read(buf); !strings.Contains(string(buf[:n]), " 200 ") {
+				t.Fatalf("response %q", buf[:n])
+			}
+			spans := rcv.WaitFor(t, 15*time.Second, "the server span", func(s []otlptest.Span) bool {
+				return len(serverSpans(s, "split-"+lang)) > 0
+			})
+			s := serverSpans(spans, "split-"+lang)[0]
+			if s.TraceID != parentTrace || s.ParentID != parentSpan {
+				t.Errorf("split headers: trace=%s parent=%s, want %s/%s", s.TraceID, s.ParentID, parentTrace, parentSpan)
+			}
+		})
+	}
+}

@@ -45,6 +45,8 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, self.rfile.read(n))
 
 
+# A listen backlog for the parallel propagation tests (the default is 5).
+ThreadingHTTPServer.request_queue_size = 128
 srv = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 0), Handler)
 print("listening %d" % srv.server_address[1], flush=True)
 srv.serve_forever()

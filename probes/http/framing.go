@@ -64,6 +64,12 @@ type stream struct {
 
 func (s *stream) feed(c *probe.Chunk) {
 	s.cur = c
+	if s.st == stHead && c.Ctx.IsValid() {
+		// The kernel decides a request's ids once it has seen its
+		// traceparent or the end of its headers, which may come in a later
+		// read than the request line.
+		s.first.ctx, s.first.parent = c.Ctx, c.Parent
+	}
 	data := c.Data
 	gap := c.Len - len(data)
 	if gap < 0 {

@@ -406,3 +406,16 @@ func TestQueueBounded(t *testing.T) {
 	}
 	checkTimes(t, d.spans)
 }
+
+func TestKernelContextOnLaterHeaderChunk(t *testing.T) {
+	own := probe.ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-4444444444444444-01", "").WithRemote(false)
+	caller := probe.ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "")
+	d := newDriver(serverConn)
+	d.send(recv, "GET /split HTTP/1.1\r\n")
+	d.feedCtx(recv, []byte("traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n"), -1, own, caller)
+	d.send(send, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	sp := d.spans[0]
+	if !sp.SpanContext.Equal(own) || sp.Parent.SpanID() != caller.SpanID() {
+		t.Errorf("ctx %v parent %v", sp.SpanContext, sp.Parent)
+	}
+}
