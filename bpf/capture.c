@@ -86,7 +86,7 @@ static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
 	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
 	if (!cur && (a->state & TRACE_GO))
 		cur = go_client_ctx(&k); /* net/http writes from its writeLoop goroutine */
-	if (!cur)
+	if (!ctx_usable(cur))
 		return; /* the common case: not serving anything */
 	struct sock *sk = tcp_sock_of_fd(a->fd);
 	if (!sk)
@@ -115,8 +115,11 @@ static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
 	__u32 n = len > HDR_SCAN ? HDR_SCAN : (__u32)len;
 	if (bpf_probe_read_user(ev->data, n & (HDR_SCAN * 2 - 1), (void *)base))
 		return;
+	if (is_response_start(ev->data, n))
+		return; /* answering the request it serves, not a call */
+	client_ctx(cur, &a->ctx);
 	if (is_request_start(ev->data, n))
-		on_request_write(ev->data, n, sk, cur, &a->ctx);
+		plan_injection(ev->data, n, sk, cur, &a->ctx);
 }
 
 static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 dir)

@@ -58,7 +58,7 @@ int go_roundtrip(struct pt_regs *ctx)
 		return 0;
 	struct pconn_key pk = {.pid = k.pid, .pc = GO_ARG1(ctx)};
 	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
-	if (!cur || !cur->valid || cur->outstanding != 1) {
+	if (!ctx_usable(cur)) {
 		bpf_map_delete_elem(&pconn_ctx, &pk); /* no stale parent for this call */
 		return 0;
 	}

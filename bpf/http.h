@@ -473,16 +473,18 @@ static __always_inline void put_hex(__u8 *dst, const __u8 *src, int len)
 	}
 }
 
-/* The thread is about to write data (n bytes scanned) starting a request
- * on sk. When it serves a request, the client span is that request's child:
- * fill the event's context and, when injecting, plan the traceparent line. */
-static __always_inline void on_request_write(const __u8 *data, __u32 n, struct sock *sk,
-					     struct srv_ctx *cur, struct trace_ctx *out)
+/* Whether the request a thread (or goroutine) serves can parent its calls:
+ * one request outstanding on it (an event loop serving several at once
+ * gets no link, never a wrong one) and its ids decided. */
+static __always_inline int ctx_usable(struct srv_ctx *cur)
 {
-	/* Only an unambiguous parent: one request outstanding on this thread
-	 * (an event loop serving several at once gets no link, never a wrong one). */
-	if (!cur || !cur->valid || cur->outstanding != 1)
-		return;
+	return cur && cur->valid && cur->outstanding == 1;
+}
+
+/* A call (HTTP, SQL, ...) made while serving cur: a new client span, child
+ * of cur's server span. */
+static __always_inline void client_ctx(struct srv_ctx *cur, struct trace_ctx *out)
+{
 	struct trace_ctx c = {};
 	c.kind = CTX_CLIENT;
 	c.ctx_flags = CTXF_HAS_PARENT;
@@ -491,6 +493,15 @@ static __always_inline void on_request_write(const __u8 *data, __u32 n, struct s
 	__builtin_memcpy(c.parent_id, cur->span_id, 8);
 	random_bytes(c.span_id, 2);
 	*out = c;
+}
+
+/* The thread is about to write data (n bytes scanned) starting an HTTP
+ * request on sk, as the call c of the request it serves: plan the
+ * traceparent line carrying c's ids. */
+static __always_inline void plan_injection(const __u8 *data, __u32 n, struct sock *sk,
+					   struct srv_ctx *cur, struct trace_ctx *cp)
+{
+	struct trace_ctx c = *cp;
 	if (!inject_enabled)
 		return;
 
