@@ -16,7 +16,11 @@ import (
 	"github.com/tracer-agent/tracer-agent/agent/procinfo"
 	"github.com/tracer-agent/tracer-agent/agent/selector"
 	httpprobe "github.com/tracer-agent/tracer-agent/probes/http"
+	"github.com/tracer-agent/tracer-agent/probes/kafka"
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/sql"
+	"github.com/tracer-agent/tracer-agent/probes/sql/mysql"
+	"github.com/tracer-agent/tracer-agent/probes/sql/postgres"
 )
 
 // Config is everything the CLI decides.
@@ -28,6 +32,8 @@ type Config struct {
 	// NoInject turns off traceparent injection (read-only mode): spans are
 	// still linked within each process, not across them.
 	NoInject bool
+	// RawSQL exports db.query.text with its literals (default: sanitized).
+	RawSQL   bool
 	ProcRoot string
 	Version  string
 	// Rescan is how often /proc is re-read for --exe/--port matches the
@@ -94,7 +100,13 @@ func Run(ctx context.Context, cfg Config) error {
 
 	a.capt, a.pipe = capt, pipe
 	reportPropagation(capt, !cfg.NoInject)
-	a.conns = conntrack.New([]probe.Probe{httpprobe.New(httpprobe.Options{})}, maxConns, pipe.Export)
+	sqlOpts := sql.Options{RawQueryText: cfg.RawSQL}
+	a.conns = conntrack.New([]probe.Probe{
+		httpprobe.New(httpprobe.Options{}),
+		postgres.New(sqlOpts),
+		mysql.New(sqlOpts),
+		kafka.New(kafka.Options{}),
+	}, maxConns, pipe.Export)
 	for _, pid := range initial {
 		a.track(pid, "initial")
 	}

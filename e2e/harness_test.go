@@ -28,6 +28,7 @@ var (
 	binDir     string // built binaries
 	agentBin   string
 	goServer   string
+	sqlApp     string
 	buildError error
 )
 
@@ -40,7 +41,8 @@ func TestMain(m *testing.M) {
 	binDir = dir
 	agentBin = filepath.Join(dir, "tracer-agent")
 	goServer = filepath.Join(dir, "e2e-goserver")
-	for _, b := range [][2]string{{agentBin, "../cmd/tracer-agent"}, {goServer, "./testdata/goserver"}} {
+	sqlApp = filepath.Join(dir, "e2e-sqlapp")
+	for _, b := range [][2]string{{agentBin, "../cmd/tracer-agent"}, {goServer, "./testdata/goserver"}, {sqlApp, "./testdata/sqlapp"}} {
 		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
 		if err != nil {
 			buildError = fmt.Errorf("go build %s: %v\n%s", b[1], err, out)

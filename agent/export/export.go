@@ -203,11 +203,17 @@ func (p *Pipeline) emit(tr trace.Tracer, s *probe.Span) {
 	if end.Before(s.Start) {
 		end = s.Start
 	}
-	_, span := tr.Start(ctx, s.Name,
+	opts := []trace.SpanStartOption{
 		trace.WithTimestamp(s.Start),
 		trace.WithSpanKind(s.Kind),
 		trace.WithAttributes(s.Attrs...),
-	)
+	}
+	for _, l := range s.Links {
+		if l.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: l}))
+		}
+	}
+	_, span := tr.Start(ctx, s.Name, opts...)
 	if !span.IsRecording() {
 		p.unsampled.Add(1)
 		return

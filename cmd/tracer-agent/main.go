@@ -25,12 +25,14 @@ var version = "dev"
 const usageHead = `tracer-agent: zero-code distributed tracing from the kernel (eBPF).
 
 Watches the TCP sockets of the selected processes with syscall tracepoints
-(no kprobes, no code changes, any language) and turns their HTTP/1.x calls
-into OpenTelemetry spans: SERVER spans for requests they receive, CLIENT
-spans for requests they send. Requests crossing traced services form one
-trace: an incoming W3C traceparent is honoured (or a trace is started), and
-the kernel inserts a traceparent line into the requests a traced process
-sends while serving one (sockops + sk_msg; --no-inject turns that off).
+(no kprobes, no code changes, any language) and turns their HTTP/1.x,
+PostgreSQL, MySQL/MariaDB and Kafka traffic into OpenTelemetry spans:
+SERVER spans for requests they receive, CLIENT spans for requests and
+queries they send, PRODUCER/CONSUMER spans for Kafka. Requests crossing
+traced services form one trace: an incoming W3C traceparent is honoured (or
+a trace is started), and the kernel inserts a traceparent line into the
+requests a traced process sends while serving one (sockops + sk_msg;
+--no-inject turns that off).
 
 Usage:
   sudo tracer-agent --pid 1234
@@ -78,6 +80,7 @@ func run(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.Output, "output", "auto", "where spans go: `auto` (otlp if an OTLP endpoint is set, else console), otlp, console, both")
 	fs.Var(&drops, "drop-route", "drop HTTP spans whose route or path matches `GLOB`, e.g. '/health*' (repeatable)")
 	fs.BoolVar(&cfg.NoInject, "no-inject", false, "read-only mode: never insert traceparent into outgoing requests (spans then link within each process, not across services)")
+	fs.BoolVar(&cfg.RawSQL, "sql-raw-text", false, "export db.query.text with its literal values (default: string and number literals become ?)")
 	fs.IntVar(&cfg.CaptureBytes, "capture-bytes", 4096, "payload bytes captured per syscall (1..8192); larger messages are still framed by their lengths")
 	fs.DurationVar(&cfg.StatsEvery, "stats-interval", 0, "log capture counters (events, drops, connections) every `DURATION` (0: only at exit)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")

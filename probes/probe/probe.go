@@ -81,6 +81,9 @@ type Span struct {
 	SpanContext trace.SpanContext
 	// Parent is the parent span's context (remote or local); invalid = root.
 	Parent trace.SpanContext
+	// Links are related spans that are not the parent, e.g. the producers of
+	// the messages a consumer received.
+	Links []trace.SpanContext
 }
 
 // Parser consumes one connection's chunks in order and returns the spans
