@@ -44,5 +44,9 @@ fuzz:
 demo: build
 	./demo/run.sh $(BIN)
 
+# Overhead benchmark (root, wrk, python3): one table of baseline vs agent runs.
+bench: build
+	$(GO) run ./bench -agent $(BIN)
+
 clean:
 	rm -rf bin

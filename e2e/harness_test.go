@@ -29,6 +29,7 @@ var (
 	agentBin   string
 	goServer   string
 	sqlApp     string
+	kafkaApp   string
 	buildError error
 )
 
@@ -42,7 +43,9 @@ func TestMain(m *testing.M) {
 	agentBin = filepath.Join(dir, "tracer-agent")
 	goServer = filepath.Join(dir, "e2e-goserver")
 	sqlApp = filepath.Join(dir, "e2e-sqlapp")
-	for _, b := range [][2]string{{agentBin, "../cmd/tracer-agent"}, {goServer, "./testdata/goserver"}, {sqlApp, "./testdata/sqlapp"}} {
+	kafkaApp = filepath.Join(dir, "e2e-kafkaapp")
+	for _, b := range [][2]string{{agentBin, "../cmd/tracer-agent"}, {goServer, "./testdata/goserver"},
+		{sqlApp, "./apps/sqlapp"}, {kafkaApp, "./apps/kafkaapp"}} {
 		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
 		if err != nil {
 			buildError = fmt.Errorf("go build %s: %v\n%s", b[1], err, out)

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// workload is a front server whose handler makes one outbound call to a
+// Go back server, driven by wrk (saturation) or by the fixed-rate generator.
+type workload struct {
+	name      string
+	front     string // "go" or "python"
+	rate      int    // 0: saturation with wrk
+	wantSpans int    // front SERVER + front CLIENT + back SERVER
+}
+
+func workloads(cfg config) []workload {
+	return []workload{
+		{name: "go-saturation", front: "go", wantSpans: 3},
+		{name: fmt.Sprintf("go-%s", rateName(cfg.rate)), front: "go", rate: cfg.rate, wantSpans: 3},
+		{name: "python-saturation", front: "python", wantSpans: 3},
+	}
+}
+
+func workloadNames(rate int) []string {
+	return []string{"go-saturation", "go-" + rateName(rate), "python-saturation", "unselected"}
+}
+
+func rateName(rate int) string {
+	if rate%1000 == 0 {
+		return fmt.Sprintf("%dk", rate/1000)
+	}
+	return fmt.Sprint(rate)
+}
+
+// sample is one run's measurements.
+type sample struct {
+	load      loadResult
+	procCPU   time.Duration // front+back utime+stime during the load
+	spans     int64
+	agent     agentStats
+	withAgent bool
+}
+
+// runOnce starts fresh servers (so every connection is opened under the
+// same conditions, and with the agent, after it attached), optionally the
+// agent on both, drives the load, and stops everything.
+func runOnce(cfg config, w workload, goServer string, rcv *receiver, withAgent bool) (s sample, err error) {
+	s.withAgent = withAgent
+	back, err := startServer("go", goServer, "bench-back")
+	if err != nil {
+		return s, err
+	}
+	defer back.kill()
+	front, err := startServer(w.front, goServer, "bench-front")
+	if err != nil {
+		return s, err
+	}
+	defer front.kill()
+	var a *agentRun
+	if withAgent {
+		if a, err = startAgent(cfg.agent, rcv, front.pid(), back.pid()); err != nil {
+			return s, err
+		}
+		defer a.kill() // no-op once stopped
+	}
+	rcv.take()
+	cpu0, err := cpuTimes(front.pid(), back.pid())
+	if err != nil {
+		return s, err
+	}
+	url := front.url("/call?url=" + back.url("/users/1"))
+	if w.rate > 0 {
+		s.load, err = runFixedRate(url, w.rate, cfg.conns, cfg.duration)
+	} else {
+		s.load, err = runWrk(url, cfg.threads, cfg.conns, cfg.duration)
+	}
+	if err != nil {
+		return s, err
+	}
+	cpu1, err := cpuTimes(front.pid(), back.pid())
+	if err != nil {
+		return s, err
+	}
+	s.procCPU = cpu1 - cpu0
+	if s.load.requests == 0 {
+		return s, errors.New("no request completed")
+	}
+	if withAgent {
+		st, err := a.stop() // SIGINT: the agent flushes before exiting
+		if err != nil {
+			return s, err
+		}
+		s.agent = st
+		s.spans = rcv.take()
+		if cfg.verbose {
+			logAgent(w.name, a.output(), s.spans, s.load.requests)
+		}
+	}
+	return s, nil
+}
+
+// runWorkload alternates baseline and agent runs and collects a row.
+func runWorkload(cfg config, w workload, goServer string, rcv *receiver) (row, error) {
+	r := row{name: w.name, conns: fmt.Sprint(cfg.conns), wantSpans: w.wantSpans}
+	if w.rate > 0 {
+		r.name += " (open-loop)"
+	}
+	for i := range cfg.pairs {
+		var pair [2]sample
+		for j, withAgent := range []bool{false, true} {
+			progress(fmt.Sprintf("%s: pair %d/%d, %s", w.name, i+1, cfg.pairs, map[bool]string{false: "baseline", true: "agent"}[withAgent]))
+			s, err := runOnce(cfg, w, goServer, rcv, withAgent)
+			if err != nil {
+				return r, err
+			}
+			pair[j] = s
+			time.Sleep(500 * time.Millisecond) // let the previous run's sockets settle
+		}
+		r.add(pair[0], pair[1])
+	}
+	return r, nil
+}
