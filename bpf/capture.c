@@ -234,8 +234,11 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	ev->hdr.captured = got;
 	read_conn_addr(sk, &ev->hdr.addr);
 	ev->hdr.ctx = a.ctx;
-	if (a.dir == DIR_RECV)
-		on_request_read(ev->data, got, (__u64)sk, a.state, is_request_start(ev->data, got), &ev->hdr.ctx);
+	if (a.dir == DIR_RECV) {
+		on_request_read(ev->data, got, (__u64)sk, a.state, starts_request((__u64)sk, ev->data, got),
+				&ev->hdr.ctx);
+		note_lone_byte((__u64)sk, ev->data, got);
+	}
 	else if (a.dir == DIR_SEND && is_response_start(ev->data, got))
 		on_response_write((__u64)sk, a.state);
 

@@ -124,6 +124,7 @@ const (
 	CaptureMapGoWriter            = "go_writer"
 	CaptureMapInjectPlans         = "inject_plans"
 	CaptureMapListenFds           = "listen_fds"
+	CaptureMapLoneByte            = "lone_byte"
 	CaptureMapPconnCtx            = "pconn_ctx"
 	CaptureMapPlanScratch         = "plan_scratch"
 	CaptureMapScratch             = "scratch"
@@ -247,6 +248,7 @@ type CaptureMapSpecs struct {
 	GoWriter    *ebpf.MapSpec `ebpf:"go_writer"`
 	InjectPlans *ebpf.MapSpec `ebpf:"inject_plans"`
 	ListenFds   *ebpf.MapSpec `ebpf:"listen_fds"`
+	LoneByte    *ebpf.MapSpec `ebpf:"lone_byte"`
 	PconnCtx    *ebpf.MapSpec `ebpf:"pconn_ctx"`
 	PlanScratch *ebpf.MapSpec `ebpf:"plan_scratch"`
 	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
@@ -296,6 +298,7 @@ type CaptureMaps struct {
 	GoWriter    *ebpf.Map `ebpf:"go_writer"`
 	InjectPlans *ebpf.Map `ebpf:"inject_plans"`
 	ListenFds   *ebpf.Map `ebpf:"listen_fds"`
+	LoneByte    *ebpf.Map `ebpf:"lone_byte"`
 	PconnCtx    *ebpf.Map `ebpf:"pconn_ctx"`
 	PlanScratch *ebpf.Map `ebpf:"plan_scratch"`
 	Scratch     *ebpf.Map `ebpf:"scratch"`
@@ -315,6 +318,7 @@ func (m *CaptureMaps) Close() error {
 		m.GoWriter,
 		m.InjectPlans,
 		m.ListenFds,
+		m.LoneByte,
 		m.PconnCtx,
 		m.PlanScratch,
 		m.Scratch,

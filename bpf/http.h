@@ -78,6 +78,16 @@ struct {
 	__type(value, __u64);
 } go_writer SEC(".maps");
 
+/* The first byte of a socket's next message, when it was read alone: Go's
+ * net/http server reads one byte in a background goroutine while a handler
+ * runs, so the next request's line arrives as "G" + "ET /...". */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64); /* struct sock * */
+	__type(value, __u8);
+} lone_byte SEC(".maps");
+
 /* Building a context needs more than the 512-byte stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -116,6 +126,30 @@ static __always_inline int is_request_start(const __u8 *d, __u32 n)
 	case 'O': return c1 == 'P' && c2 == 'T' && c3 == 'I' && c4 == 'O';
 	}
 	return 0;
+}
+
+/* Whether a read of n bytes on sk starts a request, counting a byte read
+ * alone just before (see lone_byte). */
+static __always_inline int starts_request(__u64 sk, const __u8 *d, __u32 n)
+{
+	if (is_request_start(d, n))
+		return 1;
+	__u8 *b = bpf_map_lookup_elem(&lone_byte, &sk);
+	if (!b)
+		return 0;
+	__u8 joined[16];
+	joined[0] = *b;
+	bpf_map_delete_elem(&lone_byte, &sk);
+	if (n < 15)
+		return 0;
+	__builtin_memcpy(joined + 1, d, 15);
+	return is_request_start(joined, 16);
+}
+
+static __always_inline void note_lone_byte(__u64 sk, const __u8 *d, __u32 n)
+{
+	if (n == 1 && d[0] >= 'A' && d[0] <= 'Z')
+		bpf_map_update_elem(&lone_byte, &sk, &d[0], BPF_ANY);
 }
 
 static __always_inline int is_response_start(const __u8 *d, __u32 n)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -134,6 +135,17 @@ func run(args []string, stderr io.Writer) error {
 	cfg.Select.ExeGlobs = exes
 	cfg.DropRoutes = drops
 
+	if path := os.Getenv("TRACER_AGENT_CPUPROFILE"); path != "" { // for developers: go tool pprof
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return agent.Run(ctx, cfg)
