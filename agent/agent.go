@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -110,6 +111,7 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, pid := range initial {
 		a.track(pid, "initial")
 	}
+	debug.FreeOSMemory() // return what loading the programs used
 	slog.Info("ready", "pids", len(initial), "capture_bytes", cfg.CaptureBytes, "output", cfg.Output)
 
 	runCtx, stop := context.WithCancel(ctx)
