@@ -17,6 +17,7 @@ import (
 	"github.com/tracer-agent/tracer-agent/agent/procinfo"
 	"github.com/tracer-agent/tracer-agent/agent/selector"
 	httpprobe "github.com/tracer-agent/tracer-agent/probes/http"
+	"github.com/tracer-agent/tracer-agent/probes/http2"
 	"github.com/tracer-agent/tracer-agent/probes/kafka"
 	"github.com/tracer-agent/tracer-agent/probes/probe"
 	"github.com/tracer-agent/tracer-agent/probes/sql"
@@ -104,6 +105,7 @@ func Run(ctx context.Context, cfg Config) error {
 	sqlOpts := sql.Options{RawQueryText: cfg.RawSQL}
 	a.conns = conntrack.New([]probe.Probe{
 		httpprobe.New(httpprobe.Options{}),
+		http2.New(http2.Options{}),
 		postgres.New(sqlOpts),
 		mysql.New(sqlOpts),
 		kafka.New(kafka.Options{}),

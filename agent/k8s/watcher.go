@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -12,9 +11,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -213,15 +212,13 @@ func (w *Watcher) reconcile(full bool) {
 		ch.Select = append(ch.Select, p)
 	}
 	for pid, sel := range w.selected {
-		if id, ok := procs[pid]; ok && id == sel.container {
-			if _, still := containers[id]; still {
+		if _, still := containers[sel.container]; still {
+			id, listed := w.scanner.known[pid]
+			if listed && id == sel.container {
 				continue
 			}
-		} else if _, scanned := procs[pid]; !scanned {
-			// Started after the scan (ForPID saw it first) and its
-			// container is still selected: keep it.
-			if _, still := containers[sel.container]; still && procinfo.Exists(w.cfg.ProcRoot, pid) && !w.scannedGone(pid) {
-				continue
+			if !listed && procinfo.Exists(w.cfg.ProcRoot, pid) {
+				continue // started after the scan; ForPID saw it first
 			}
 		}
 		delete(w.selected, pid)
@@ -235,13 +232,6 @@ func (w *Watcher) reconcile(full bool) {
 	slices.SortFunc(ch.Select, func(a, b Process) int { return int(a.PID) - int(b.PID) })
 	slices.Sort(ch.Deselect)
 	w.onChange(ch)
-}
-
-// scannedGone: the last scan listed pid outside any container, so a
-// selection of it is stale.
-func (w *Watcher) scannedGone(pid uint32) bool {
-	id, listed := w.scanner.known[pid]
-	return listed && id == ""
 }
 
 // desiredContainers is every container of the instrumented pods of this
@@ -277,5 +267,3 @@ func (w *Watcher) desiredContainers() map[string]Process {
 func sameProcess(a, b Process) bool {
 	return a.PID == b.PID && a.ServiceName == b.ServiceName && equality.Semantic.DeepEqual(a.ResourceAttrs, b.ResourceAttrs)
 }
-
-var _ = os.ReadFile

@@ -1,0 +1,314 @@
+package http2
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	httpprobe "github.com/tracer-agent/tracer-agent/probes/http"
+	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// errNotObserved is error.type for a stream whose response never showed up.
+const errNotObserved = "response_not_observed"
+
+var knownMethods = map[string]bool{
+	"GET": true, "HEAD": true, "POST": true, "PUT": true, "DELETE": true,
+	"CONNECT": true, "OPTIONS": true, "TRACE": true, "PATCH": true, "QUERY": true,
+}
+
+func isGRPC(st *stream) bool {
+	if hasGRPCType(st.req.contentType) || hasGRPCType(st.respCT) || st.grpc.code != "" {
+		return true
+	}
+	// Request block decoded only in part (content-type lost): a POST to
+	// "/pkg.Service/Method" is gRPC rather than a misleading HTTP route.
+	return !st.reqComplete && st.req.contentType == "" && st.respCT == "" && st.req.method == "POST" && grpcPath(st.req.path)
+}
+
+// grpcPath matches "/pkg.Service/Method" as gRPC forms paths from proto
+// names (UpperCamel methods by convention).
+func grpcPath(p string) bool {
+	svc, m, ok := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+	return ok && strings.HasPrefix(p, "/") && strings.Contains(svc, ".") && m != "" &&
+		m[0] >= 'A' && m[0] <= 'Z' && !strings.ContainsAny(m, "/?")
+}
+
+func hasGRPCType(ct string) bool {
+	return len(ct) >= 16 && strings.EqualFold(ct[:16], "application/grpc")
+}
+
+// buildSpan turns a stream (finished or not) into a span ending at end.
+func buildSpan(conn probe.Conn, st *stream, end time.Time) probe.Span {
+	if end.Before(st.from.start) {
+		end = st.from.start
+	}
+	sp := probe.Span{PID: conn.PID, TID: st.from.tid, Kind: st.kind, Start: st.from.start, End: end}
+	attrs := make([]attribute.KeyValue, 0, 20)
+	if isGRPC(st) {
+		attrs = grpcAttrs(&sp, st, attrs)
+	} else {
+		attrs = httpAttrs(&sp, st, attrs)
+	}
+	server := conn.Remote
+	if st.kind == trace.SpanKindServer {
+		server = conn.Local
+	}
+	attrs = appendServerAddr(attrs, st.req.authority, st.req.scheme, server)
+	peer := conn.Remote
+	if st.kind == trace.SpanKindServer && peer.IsValid() {
+		attrs = append(attrs,
+			semconv.ClientAddressKey.String(peer.Addr().Unmap().String()),
+			semconv.ClientPortKey.Int(int(peer.Port())))
+	}
+	if peer.IsValid() {
+		attrs = append(attrs,
+			semconv.NetworkPeerAddressKey.String(peer.Addr().Unmap().String()),
+			semconv.NetworkPeerPortKey.Int(int(peer.Port())))
+	}
+	setContext(&sp, st)
+	sp.Attrs = attrs
+	return sp
+}
+
+// notObserved explains a stream that ended without a final status.
+func notObserved(st *stream) string {
+	switch {
+	case st.rst && st.rstKnown:
+		return h2ErrorName(st.rstCode)
+	case st.goaway:
+		return "goaway"
+	}
+	return errNotObserved
+}
+
+func httpAttrs(sp *probe.Span, st *stream, attrs []attribute.KeyValue) []attribute.KeyValue {
+	h := &st.req
+	sp.Name = "HTTP" // semconv name when the method is unknown (or unseen)
+	path, query, hasPath := h.path, "", h.path != ""
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path, query = path[:i], path[i+1:]
+	}
+	route := ""
+	if hasPath && h.method != "CONNECT" {
+		route = httpprobe.Route(path)
+	}
+	if h.method != "" {
+		if knownMethods[h.method] {
+			attrs = append(attrs, semconv.HTTPRequestMethodKey.String(h.method))
+			sp.Name = h.method
+		} else {
+			attrs = append(attrs, semconv.HTTPRequestMethodOther, semconv.HTTPRequestMethodOriginalKey.String(h.method))
+		}
+	}
+	if route != "" {
+		sp.Name += " " + route
+	}
+	scheme := h.scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	attrs = append(attrs, semconv.URLSchemeKey.String(scheme))
+	if route != "" {
+		attrs = append(attrs, semconv.URLPathKey.String(path))
+		if query != "" {
+			attrs = append(attrs, semconv.URLQueryKey.String(redactQuery(query)))
+		}
+	}
+	attrs = append(attrs, semconv.NetworkProtocolVersionKey.String("2"))
+	if h.userAgent != "" {
+		attrs = append(attrs, semconv.UserAgentOriginalKey.String(h.userAgent))
+	}
+	if st.reqBody > 0 && st.reqBodyKnown {
+		attrs = append(attrs, semconv.HTTPRequestBodySizeKey.Int64(st.reqBody))
+	}
+	if st.status > 0 {
+		attrs = append(attrs, semconv.HTTPResponseStatusCodeKey.Int(st.status))
+	}
+	if st.respBody > 0 && st.respBodyKnown {
+		attrs = append(attrs, semconv.HTTPResponseBodySizeKey.Int64(st.respBody))
+	}
+	if route != "" {
+		if st.kind == trace.SpanKindServer {
+			attrs = append(attrs, semconv.HTTPRouteKey.String(route))
+		} else {
+			attrs = append(attrs, semconv.URLTemplateKey.String(route))
+			if h.authority != "" {
+				u := scheme + "://" + h.authority + path
+				if query != "" {
+					u += "?" + redactQuery(query)
+				}
+				attrs = append(attrs, semconv.URLFullKey.String(u))
+			}
+		}
+	}
+	switch {
+	case !st.gotResp || (st.rst || st.goaway) && !st.respEnd:
+		sp.Error = true
+		sp.StatusMessage = "response not observed"
+		attrs = append(attrs, semconv.ErrorTypeKey.String(notObserved(st)))
+	case st.status >= 500 || st.kind == trace.SpanKindClient && st.status >= 400:
+		sp.Error = true
+		attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(st.status)))
+	}
+	return attrs
+}
+
+func grpcAttrs(sp *probe.Span, st *stream, attrs []attribute.KeyValue) []attribute.KeyValue {
+	attrs = append(attrs, semconv.RPCSystemNameGRPC)
+	method := strings.TrimPrefix(st.req.path, "/")
+	if i := strings.IndexByte(method, '/'); i <= 0 || i == len(method)-1 {
+		method = ""
+	}
+	code := grpcCode(st, sp.End.Sub(sp.Start))
+	// semconv: rpc.method is "_OTHER" for methods the server does not know,
+	// and the span is then named after the system.
+	sp.Name = "grpc"
+	switch {
+	case method != "" && code == "UNIMPLEMENTED":
+		attrs = append(attrs, semconv.RPCMethodKey.String("_OTHER"), semconv.RPCMethodOriginalKey.String(method))
+	case method != "":
+		attrs = append(attrs, semconv.RPCMethodKey.String(method))
+		sp.Name = method
+	}
+	switch {
+	case code != "":
+		attrs = append(attrs, semconv.RPCResponseStatusCodeKey.String(code))
+		if st.kind == trace.SpanKindServer && grpcServerError(code) || st.kind == trace.SpanKindClient && code != "OK" {
+			sp.Error = true
+			attrs = append(attrs, semconv.ErrorTypeKey.String(code))
+			sp.StatusMessage = decodeGRPCMessage(st.grpc.message)
+		}
+	case !st.respEnd:
+		sp.Error = true
+		sp.StatusMessage = "response not observed"
+		attrs = append(attrs, semconv.ErrorTypeKey.String(notObserved(st)))
+	}
+	return attrs
+}
+
+// grpcCode is the status the RPC ended with: grpc-status, else the mapping
+// of a non-200 HTTP status, else of the RST_STREAM that cut it ("" when
+// unknown, e.g. trailers lost).
+func grpcCode(st *stream, elapsed time.Duration) string {
+	switch {
+	case st.grpc.code != "":
+		return grpcCodeName(st.grpc.code)
+	case st.status != 0 && st.status != 200:
+		return grpcFromHTTP(st.status)
+	case st.rst && st.rstKnown && !st.respEnd:
+		if st.rstCode == 8 && st.rstBy == st.reqDir {
+			// A client cancels with RST_STREAM(CANCEL) when its deadline
+			// passes; the client library reports DEADLINE_EXCEEDED. The
+			// timeout sent is what was left then: allow some clock slack.
+			if d, ok := parseGRPCTimeout(st.req.grpcTimeout); ok && elapsed >= d-d/10 {
+				return "DEADLINE_EXCEEDED"
+			}
+		}
+		return grpcFromRST(st.rstCode)
+	}
+	return ""
+}
+
+// setContext links the span like the HTTP/1 probe: the kernel's ids win;
+// a server span's parent is the incoming traceparent; a client span that
+// carries a traceparent the process set itself is that span.
+func setContext(sp *probe.Span, st *stream) {
+	h := &st.req
+	if st.kind == trace.SpanKindServer {
+		if st.from.ctx.IsValid() {
+			sp.SpanContext, sp.Parent = st.from.ctx, withTraceState(st.from.parent, h.tracestate)
+		} else if h.traceparent != "" {
+			sp.Parent = probe.ParseTraceparent(h.traceparent, h.tracestate)
+		}
+		return
+	}
+	sp.SpanContext, sp.Parent = st.from.ctx, st.from.parent
+	if h.traceparent == "" {
+		return
+	}
+	if sc := probe.ParseTraceparent(h.traceparent, h.tracestate); sc.IsValid() {
+		sp.SpanContext = sc.WithRemote(false)
+		if sp.Parent.TraceID() != sc.TraceID() {
+			sp.Parent = trace.SpanContext{}
+		}
+	}
+}
+
+func withTraceState(parent trace.SpanContext, tracestate string) trace.SpanContext {
+	if !parent.IsValid() || tracestate == "" {
+		return parent
+	}
+	if ts, err := trace.ParseTraceState(tracestate); err == nil {
+		return parent.WithTraceState(ts)
+	}
+	return parent
+}
+
+// appendServerAddr adds server.address/port from :authority (default port
+// by scheme) or, without one, from the socket address.
+func appendServerAddr(attrs []attribute.KeyValue, authority, scheme string, sock netip.AddrPort) []attribute.KeyValue {
+	if authority != "" {
+		if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+			authority = authority[i+1:] // userinfo is deprecated in :authority
+		}
+		host, port := splitHostPort(authority)
+		if port == 0 {
+			port = 80
+			if scheme == "https" {
+				port = 443
+			}
+		}
+		if host != "" {
+			return append(attrs, semconv.ServerAddressKey.String(host), semconv.ServerPortKey.Int(port))
+		}
+	}
+	if sock.IsValid() {
+		attrs = append(attrs,
+			semconv.ServerAddressKey.String(sock.Addr().Unmap().String()),
+			semconv.ServerPortKey.Int(int(sock.Port())))
+	}
+	return attrs
+}
+
+// splitHostPort splits "host", "host:port", "[v6]" or "[v6]:port"; port 0
+// when absent or invalid.
+func splitHostPort(s string) (string, int) {
+	host, portStr := s, ""
+	if strings.HasPrefix(s, "[") {
+		i := strings.IndexByte(s, ']')
+		if i < 0 {
+			return s, 0
+		}
+		host = s[1:i]
+		portStr = strings.TrimPrefix(s[i+1:], ":")
+	} else if i := strings.LastIndexByte(s, ':'); i >= 0 && strings.Count(s, ":") == 1 {
+		host, portStr = s[:i], s[i+1:]
+	}
+	p, err := strconv.Atoi(portStr)
+	if err != nil || p <= 0 || p > 65535 {
+		return host, 0
+	}
+	return host, p
+}
+
+// sensitiveParams are the query keys semconv says to redact in url.query
+// and url.full.
+var sensitiveParams = []string{"AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"}
+
+func redactQuery(q string) string {
+	parts := strings.Split(q, "&")
+	for i, kv := range parts {
+		k, _, hasVal := strings.Cut(kv, "=")
+		for _, s := range sensitiveParams {
+			if hasVal && k == s {
+				parts[i] = k + "=REDACTED"
+			}
+		}
+	}
+	return strings.Join(parts, "&")
+}
