@@ -30,6 +30,7 @@ var (
 	goServer   string
 	sqlApp     string
 	kafkaApp   string
+	grpcApp    string
 	buildError error
 )
 
@@ -44,8 +45,9 @@ func TestMain(m *testing.M) {
 	goServer = filepath.Join(dir, "e2e-goserver")
 	sqlApp = filepath.Join(dir, "e2e-sqlapp")
 	kafkaApp = filepath.Join(dir, "e2e-kafkaapp")
+	grpcApp = filepath.Join(dir, "e2e-grpcapp")
 	for _, b := range [][2]string{{agentBin, "../cmd/tracer-agent"}, {goServer, "./testdata/goserver"},
-		{sqlApp, "./apps/sqlapp"}, {kafkaApp, "./apps/kafkaapp"}} {
+		{sqlApp, "./apps/sqlapp"}, {kafkaApp, "./apps/kafkaapp"}, {grpcApp, "./apps/grpcapp"}} {
 		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
 		if err != nil {
 			buildError = fmt.Errorf("go build %s: %v\n%s", b[1], err, out)

@@ -1,0 +1,61 @@
+// Command grpcapp is the e2e tests' gRPC / h2c program: unmodified,
+// uninstrumented.
+//
+//	grpcapp serve        a gRPC server (the standard health service); prints "listening <port>"
+//	grpcapp h2c          an HTTP/2 cleartext server (prior knowledge); prints "listening <port>"
+//	grpcapp call ADDR N  N unary health checks against ADDR, then exits
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+func main() {
+	ln := func() net.Listener {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		fail(err)
+		fmt.Printf("listening %d\n", l.Addr().(*net.TCPAddr).Port)
+		return l
+	}
+	switch os.Args[1] {
+	case "serve":
+		s := grpc.NewServer()
+		healthpb.RegisterHealthServer(s, health.NewServer())
+		fail(s.Serve(ln()))
+	case "h2c":
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "hello %s over %s\n", r.URL.Path, r.Proto)
+		})
+		fail(http.Serve(ln(), h2c.NewHandler(h, &http2.Server{})))
+	case "call":
+		n, _ := strconv.Atoi(os.Args[3])
+		conn, err := grpc.NewClient(os.Args[2], grpc.WithTransportCredentials(insecure.NewCredentials()))
+		fail(err)
+		defer conn.Close()
+		c := healthpb.NewHealthClient(conn)
+		for i := 0; i < n; i++ {
+			resp, err := c.Check(context.Background(), &healthpb.HealthCheckRequest{})
+			fail(err)
+			fmt.Println(resp.GetStatus())
+		}
+	}
+}
+
+func fail(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
