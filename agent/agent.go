@@ -11,9 +11,12 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/tracer-agent/tracer-agent/agent/capture"
 	"github.com/tracer-agent/tracer-agent/agent/conntrack"
 	"github.com/tracer-agent/tracer-agent/agent/export"
+	"github.com/tracer-agent/tracer-agent/agent/k8s"
 	"github.com/tracer-agent/tracer-agent/agent/procinfo"
 	"github.com/tracer-agent/tracer-agent/agent/selector"
 	httpprobe "github.com/tracer-agent/tracer-agent/probes/http"
@@ -27,9 +30,14 @@ import (
 
 // Config is everything the CLI decides.
 type Config struct {
-	Select       selector.Criteria
-	Output       string   // auto|otlp|console|both
-	DropRoutes   []string // span filters on http.route / url.path
+	Select selector.Criteria
+	// Kubernetes selects the processes of pods on NodeName in namespaces
+	// (or pods) labelled tracer-agent/instrument=enabled, live.
+	Kubernetes   bool
+	NodeName     string
+	KubeClient   kubernetes.Interface // nil: in-cluster or kubeconfig
+	Output       string               // auto|otlp|console|both
+	DropRoutes   []string             // span filters on http.route / url.path
 	CaptureBytes int
 	// NoInject turns off traceparent injection (read-only mode): spans are
 	// still linked within each process, not across them.
@@ -54,8 +62,10 @@ const (
 // Run traces until ctx is cancelled. It returns a one-line error for
 // problems of configuration or environment.
 func Run(ctx context.Context, cfg Config) error {
-	if err := cfg.Select.Validate(); err != nil {
-		return err
+	if !cfg.Kubernetes || !cfg.Select.Empty() {
+		if err := cfg.Select.Validate(); err != nil {
+			return err
+		}
 	}
 	if err := preflight(); err != nil {
 		return err
@@ -90,7 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	capt, err := capture.Load(capture.Options{
 		CaptureBytes: cfg.CaptureBytes,
-		WatchExec:    sel.WatchesExec(),
+		WatchExec:    sel.WatchesExec() || cfg.Kubernetes,
 		WatchListen:  sel.WatchesListen(),
 		Inject:       !cfg.NoInject,
 		Sampler:      sampler,
@@ -112,6 +122,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}, maxConns, pipe.Export)
 	for _, pid := range initial {
 		a.track(pid, "initial")
+	}
+	if cfg.Kubernetes {
+		if err := a.startKubernetes(ctx); err != nil {
+			return err
+		}
 	}
 	debug.FreeOSMemory() // return what loading the programs used
 	slog.Info("ready", "pids", len(initial), "capture_bytes", cfg.CaptureBytes, "output", cfg.Output)
@@ -138,6 +153,8 @@ type runner struct {
 	pipe  *export.Pipeline
 	conns *conntrack.Tracker
 
+	kube *k8s.Watcher // Kubernetes mode
+
 	mu       sync.Mutex
 	tracked  map[uint32]bool
 	services map[uint32]export.ServiceInfo // read when selected: short-lived processes are gone by export time
@@ -148,13 +165,19 @@ type runner struct {
 // connections and provider are flushed.
 const exitGrace = 2 * time.Second
 
-func (a *runner) track(pid uint32, why string) {
+func (a *runner) track(pid uint32, why string) { a.trackAs(pid, why, nil) }
+
+// trackAs selects pid; adjust (optional) amends its identity (Kubernetes).
+func (a *runner) trackAs(pid uint32, why string, adjust func(*process)) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.tracked[pid] {
 		return
 	}
 	info := readService(a.cfg.ProcRoot, pid)
+	if adjust != nil {
+		adjust(&info)
+	}
 	if err := a.capt.Track(pid, info.goRuntime); err != nil {
 		slog.Warn("cannot select process", "pid", pid, "err", err)
 		return
@@ -200,6 +223,24 @@ func (a *runner) forget(pid uint32, at time.Time) {
 	}
 }
 
+// deselect stops tracing a live process (its pod was opted out).
+func (a *runner) deselect(pid uint32) {
+	a.mu.Lock()
+	known := a.tracked[pid]
+	delete(a.tracked, pid)
+	a.mu.Unlock()
+	if !known {
+		return
+	}
+	_ = a.capt.Untrack(pid)
+	now := time.Now()
+	time.AfterFunc(exitGrace, func() {
+		a.conns.ForgetPID(pid, now)
+		a.pipe.ForgetProcess(pid)
+	})
+	slog.Info("stopped tracing process", "pid", pid)
+}
+
 // decidePending settles a process the kernel traces provisionally since
 // its exec: it reports whether its events are wanted. Called from both
 // rings, whichever sees the process first. A "no" is not cached: once
@@ -215,6 +256,12 @@ func (a *runner) decidePending(pid uint32) bool {
 	if a.sel.OnExec(pid) {
 		a.track(pid, "exec")
 		return true
+	}
+	if a.kube != nil {
+		if p, ok := a.kube.ForPID(pid); ok {
+			a.trackPod(p, "exec in pod")
+			return true
+		}
 	}
 	_ = a.capt.Untrack(pid)
 	return false
@@ -289,6 +336,9 @@ func (a *runner) housekeeping(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tRescan.C:
+			if a.kube != nil {
+				a.kube.Resync()
+			}
 			if !a.sel.WatchesExec() && !a.sel.WatchesListen() {
 				continue
 			}

@@ -87,3 +87,18 @@ func TestRuntimeContainerID(t *testing.T) {
 		}
 	}
 }
+
+// FuzzContainerIDOf: any input, no panic, and an id found is always 64 hex.
+func FuzzContainerIDOf(f *testing.F) {
+	f.Add("0::/kubepods.slice/kubepods-pod" + puidU + ".slice/cri-containerd-" + cid + ".scope\n")
+	f.Add("12:memory:/kubepods/besteffort/pod" + puid + "/" + cid)
+	f.Add(":::/-pod::" + cid)
+	f.Fuzz(func(t *testing.T, s string) {
+		if id, ok := ContainerIDOf(s); ok && !isHex64(id) {
+			t.Errorf("id %q", id)
+		}
+		if uid, ok := PodUIDOf(s); ok && !isUID(uid) {
+			t.Errorf("uid %q", uid)
+		}
+	})
+}

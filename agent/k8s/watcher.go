@@ -10,7 +10,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -265,5 +264,14 @@ func (w *Watcher) desiredContainers() map[string]Process {
 }
 
 func sameProcess(a, b Process) bool {
-	return a.PID == b.PID && a.ServiceName == b.ServiceName && equality.Semantic.DeepEqual(a.ResourceAttrs, b.ResourceAttrs)
+	if a.PID != b.PID || a.ServiceName != b.ServiceName || len(a.ResourceAttrs) != len(b.ResourceAttrs) {
+		return false
+	}
+	for i, kv := range a.ResourceAttrs {
+		o := b.ResourceAttrs[i]
+		if kv.Key != o.Key || kv.Value.Type() != o.Value.Type() || kv.Value.Emit() != o.Value.Emit() {
+			return false
+		}
+	}
+	return true
 }

@@ -43,3 +43,6 @@ func (c Criteria) Validate() error {
 	}
 	return nil
 }
+
+// Empty reports whether no criterion was given.
+func (c Criteria) Empty() bool { return len(c.PIDs) == 0 && len(c.ExeGlobs) == 0 && len(c.Ports) == 0 }
