@@ -171,12 +171,19 @@ func (a *runner) track(pid uint32, why string) { a.trackAs(pid, why, nil) }
 func (a *runner) trackAs(pid uint32, why string, adjust func(*process)) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.tracked[pid] {
+	if a.tracked[pid] && adjust == nil {
 		return
 	}
 	info := readService(a.cfg.ProcRoot, pid)
 	if adjust != nil {
 		adjust(&info)
+	}
+	if a.tracked[pid] {
+		// Known already: its identity changed (a pod relabelled, its owner
+		// resolved). The next span builds a provider with the new resource.
+		a.services[pid] = info.ServiceInfo
+		a.pipe.ForgetProcess(pid)
+		return
 	}
 	if err := a.capt.Track(pid, info.goRuntime); err != nil {
 		slog.Warn("cannot select process", "pid", pid, "err", err)

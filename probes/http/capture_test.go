@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -62,7 +63,7 @@ var testTraceparent = probe.ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e473
 // replay feeds a capture as seen by the server (client→server = Recv) or
 // the client (client→server = Send). It returns spans and, per request,
 // the expected Start and End (End of the last piece before the next request).
-func replay(t *testing.T, recs []record, client bool, split splitter, limit int) (*driver, []time.Time, []time.Time) {
+func replay(t *testing.T, recs []probetest.Record, client bool, split probetest.Splitter, limit int) (*probetest.Driver, []time.Time, []time.Time) {
 	conn := serverConn
 	if client {
 		conn.Local, conn.Remote = conn.Remote, conn.Local
@@ -71,26 +72,26 @@ func replay(t *testing.T, recs []record, client bool, split splitter, limit int)
 	var starts, ends []time.Time
 	for _, r := range recs {
 		dir := probe.Recv
-		if (r.dir == '>') == client {
+		if (r.Dir == '>') == client {
 			dir = probe.Send
 		}
-		isReq := r.dir == '>' && startsMessage(r.data)
-		for i, piece := range split(r.data) {
+		isReq := r.Dir == '>' && startsMessage(r.Data)
+		for i, piece := range split(r.Data) {
 			captured := len(piece)
 			if limit > 0 {
 				captured = min(captured, limit)
 			}
-			s, e := d.feedChunk(dir, piece, captured, trace.SpanContext{})
+			s, e := d.Feed(dir, piece, captured, trace.SpanContext{}, trace.SpanContext{})
 			if isReq && i == 0 {
 				if dir == probe.Recv {
 					s = e // a read has the bytes at exit (see arrival)
 				}
 				starts = append(starts, s)
 			}
-			if r.dir == '<' && len(ends) < len(starts) {
+			if r.Dir == '<' && len(ends) < len(starts) {
 				ends = append(ends, time.Time{})
 			}
-			if r.dir == '<' {
+			if r.Dir == '<' {
 				ends[len(starts)-1] = e
 			}
 		}
@@ -99,37 +100,37 @@ func replay(t *testing.T, recs []record, client bool, split splitter, limit int)
 }
 
 func TestCaptures(t *testing.T) {
-	splits := map[string]splitter{
-		"whole": whole, "bytes": bytewise, "random1": randomSplits(1), "random2": randomSplits(2),
+	splits := map[string]probetest.Splitter{
+		"whole": probetest.Whole, "bytes": probetest.Bytewise, "random1": probetest.Random(1), "random2": probetest.Random(2),
 	}
 	for _, c := range captures {
-		recs := loadCapture(t, c.file)
+		recs := probetest.LoadCapture(t, c.file)
 		for _, client := range []bool{false, true} {
 			for sname, split := range splits {
 				t.Run(fmt.Sprintf("%s/client=%v/%s", c.file, client, sname), func(t *testing.T) {
 					d, starts, ends := replay(t, recs, client, split, 0)
-					closeAt := d.close()
-					if len(d.spans) != len(c.spans) {
-						t.Fatalf("got %d spans, want %d: %+v", len(d.spans), len(c.spans), d.spans)
+					closeAt := d.Close()
+					if len(d.Spans) != len(c.spans) {
+						t.Fatalf("got %d spans, want %d: %+v", len(d.Spans), len(c.spans), d.Spans)
 					}
-					checkTimes(t, d.spans)
+					probetest.CheckTimes(t, d.Spans)
 					for i, w := range c.spans {
-						checkCaptureSpan(t, d.spans[i], w, c.ua, client)
-						if d.spans[i].Start != starts[i] {
-							t.Errorf("span %d Start %v want %v", i, d.spans[i].Start, starts[i])
+						checkCaptureSpan(t, d.Spans[i], w, c.ua, client)
+						if d.Spans[i].Start != starts[i] {
+							t.Errorf("span %d Start %v want %v", i, d.Spans[i].Start, starts[i])
 						}
 						wantEnd := ends[i]
 						if c.untilClose && i == len(c.spans)-1 {
 							wantEnd = closeAt
 						}
-						if d.spans[i].End != wantEnd {
-							t.Errorf("span %d End %v want %v", i, d.spans[i].End, wantEnd)
+						if d.Spans[i].End != wantEnd {
+							t.Errorf("span %d End %v want %v", i, d.Spans[i].End, wantEnd)
 						}
-						if d.spans[i].PID != 42 || d.spans[i].TID == 0 {
-							t.Errorf("span %d PID/TID %d/%d", i, d.spans[i].PID, d.spans[i].TID)
+						if d.Spans[i].PID != 42 || d.Spans[i].TID == 0 {
+							t.Errorf("span %d PID/TID %d/%d", i, d.Spans[i].PID, d.Spans[i].TID)
 						}
 						if c.traced {
-							checkTraced(t, d.spans[i], client)
+							checkTraced(t, d.Spans[i], client)
 						}
 					}
 				})
@@ -150,26 +151,26 @@ func checkCaptureSpan(t *testing.T, sp probe.Span, w want, ua string, client boo
 	if sp.Kind != wantKind {
 		t.Errorf("%s: kind %v want %v", sp.Name, sp.Kind, wantKind)
 	}
-	wantStr(t, sp, semconv.URLPathKey, w.path)
+	probetest.WantStr(t, sp, semconv.URLPathKey, w.path)
 	if w.query != "" {
-		wantStr(t, sp, semconv.URLQueryKey, w.query)
+		probetest.WantStr(t, sp, semconv.URLQueryKey, w.query)
 	} else {
-		wantAbsent(t, sp, semconv.URLQueryKey)
+		probetest.WantAbsent(t, sp, semconv.URLQueryKey)
 	}
-	wantStr(t, sp, semconv.URLSchemeKey, "http")
-	wantInt(t, sp, semconv.HTTPResponseStatusCodeKey, w.status)
-	wantStr(t, sp, semconv.NetworkProtocolVersionKey, w.version)
-	wantStr(t, sp, semconv.UserAgentOriginalKey, ua)
-	wantStr(t, sp, semconv.ServerAddressKey, "127.0.0.1")
+	probetest.WantStr(t, sp, semconv.URLSchemeKey, "http")
+	probetest.WantInt(t, sp, semconv.HTTPResponseStatusCodeKey, w.status)
+	probetest.WantStr(t, sp, semconv.NetworkProtocolVersionKey, w.version)
+	probetest.WantStr(t, sp, semconv.UserAgentOriginalKey, ua)
+	probetest.WantStr(t, sp, semconv.ServerAddressKey, "127.0.0.1")
 	if w.reqBody >= 0 {
-		wantInt(t, sp, semconv.HTTPRequestBodySizeKey, w.reqBody)
+		probetest.WantInt(t, sp, semconv.HTTPRequestBodySizeKey, w.reqBody)
 	} else {
-		wantAbsent(t, sp, semconv.HTTPRequestBodySizeKey)
+		probetest.WantAbsent(t, sp, semconv.HTTPRequestBodySizeKey)
 	}
 	if w.respBody >= 0 {
-		wantInt(t, sp, semconv.HTTPResponseBodySizeKey, w.respBody)
+		probetest.WantInt(t, sp, semconv.HTTPResponseBodySizeKey, w.respBody)
 	} else {
-		wantAbsent(t, sp, semconv.HTTPResponseBodySizeKey)
+		probetest.WantAbsent(t, sp, semconv.HTTPResponseBodySizeKey)
 	}
 	route := sp.Name[len("GET "):]
 	if i := bytes.IndexByte([]byte(sp.Name), ' '); i >= 0 {
@@ -180,25 +181,25 @@ func checkCaptureSpan(t *testing.T, sp probe.Span, w want, ua string, client boo
 		t.Errorf("%s: Error %v want %v", sp.Name, sp.Error, isErr)
 	}
 	if isErr {
-		wantStr(t, sp, semconv.ErrorTypeKey, fmt.Sprint(w.status))
+		probetest.WantStr(t, sp, semconv.ErrorTypeKey, fmt.Sprint(w.status))
 	} else {
-		wantAbsent(t, sp, semconv.ErrorTypeKey)
+		probetest.WantAbsent(t, sp, semconv.ErrorTypeKey)
 	}
 	if client {
-		wantStr(t, sp, semconv.URLTemplateKey, route)
-		wantAbsent(t, sp, semconv.HTTPRouteKey)
-		wantStr(t, sp, semconv.NetworkPeerAddressKey, "10.0.0.1")
-		wantInt(t, sp, semconv.NetworkPeerPortKey, 8080)
-		full, _ := attr(sp, semconv.URLFullKey)
+		probetest.WantStr(t, sp, semconv.URLTemplateKey, route)
+		probetest.WantAbsent(t, sp, semconv.HTTPRouteKey)
+		probetest.WantStr(t, sp, semconv.NetworkPeerAddressKey, "10.0.0.1")
+		probetest.WantInt(t, sp, semconv.NetworkPeerPortKey, 8080)
+		full, _ := probetest.Attr(sp, semconv.URLFullKey)
 		if !bytes.HasPrefix([]byte(full.AsString()), []byte("http://127.0.0.1:")) {
 			t.Errorf("url.full %q", full.AsString())
 		}
 	} else {
-		wantStr(t, sp, semconv.HTTPRouteKey, route)
-		wantStr(t, sp, semconv.ClientAddressKey, "10.0.0.2")
-		wantInt(t, sp, semconv.ClientPortKey, 51000)
-		wantStr(t, sp, semconv.NetworkPeerAddressKey, "10.0.0.2")
-		wantAbsent(t, sp, semconv.URLFullKey)
+		probetest.WantStr(t, sp, semconv.HTTPRouteKey, route)
+		probetest.WantStr(t, sp, semconv.ClientAddressKey, "10.0.0.2")
+		probetest.WantInt(t, sp, semconv.ClientPortKey, 51000)
+		probetest.WantStr(t, sp, semconv.NetworkPeerAddressKey, "10.0.0.2")
+		probetest.WantAbsent(t, sp, semconv.URLFullKey)
 	}
 }
 
@@ -227,22 +228,22 @@ func checkTraced(t *testing.T, sp probe.Span, client bool) {
 func TestCapturesTruncated(t *testing.T) {
 	for _, limit := range []int{16, 64, 120, 200} {
 		for _, c := range captures {
-			recs := loadCapture(t, c.file)
+			recs := probetest.LoadCapture(t, c.file)
 			for _, client := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/limit=%d/client=%v", c.file, limit, client), func(t *testing.T) {
-					d, _, _ := replay(t, recs, client, whole, limit)
-					d.close()
-					checkTimes(t, d.spans)
-					if len(d.spans) != len(c.spans) {
-						t.Fatalf("got %d spans want %d: %+v", len(d.spans), len(c.spans), d.spans)
+					d, _, _ := replay(t, recs, client, probetest.Whole, limit)
+					d.Close()
+					probetest.CheckTimes(t, d.Spans)
+					if len(d.Spans) != len(c.spans) {
+						t.Fatalf("got %d spans want %d: %+v", len(d.Spans), len(c.spans), d.Spans)
 					}
 					for i, w := range c.spans {
-						sp := d.spans[i]
+						sp := d.Spans[i]
 						if limit >= 64 && sp.Name != w.name {
 							// 16 bytes may cut the path itself.
 							t.Errorf("name %q want %q", sp.Name, w.name)
 						}
-						if v, ok := attr(sp, semconv.HTTPResponseStatusCodeKey); limit >= 16 && (!ok || v.AsInt64() != w.status) {
+						if v, ok := probetest.Attr(sp, semconv.HTTPResponseStatusCodeKey); limit >= 16 && (!ok || v.AsInt64() != w.status) {
 							t.Errorf("%s: status %v want %d", sp.Name, v.Emit(), w.status)
 						}
 					}
@@ -255,22 +256,22 @@ func TestCapturesTruncated(t *testing.T) {
 // TestCapturePostBodyGap: the 3000-byte upload captured as 200 bytes still
 // frames (length known), so the request body size is exact.
 func TestCapturePostBodyGap(t *testing.T) {
-	recs := loadCapture(t, "go-post-100continue")
+	recs := probetest.LoadCapture(t, "go-post-100continue")
 	d := newDriver(serverConn)
 	for _, r := range recs {
 		dir := probe.Recv
-		if r.dir == '<' {
+		if r.Dir == '<' {
 			dir = probe.Send
 		}
 		limit := -1
-		if len(r.data) == 3000 {
+		if len(r.Data) == 3000 {
 			limit = 200
 		}
-		d.feedChunk(dir, r.data, limit, trace.SpanContext{})
+		d.Feed(dir, r.Data, limit, trace.SpanContext{}, trace.SpanContext{})
 	}
-	if len(d.spans) != 1 {
-		t.Fatalf("spans: %+v", d.spans)
+	if len(d.Spans) != 1 {
+		t.Fatalf("spans: %+v", d.Spans)
 	}
-	wantInt(t, d.spans[0], semconv.HTTPRequestBodySizeKey, 3000)
-	wantInt(t, d.spans[0], semconv.HTTPResponseStatusCodeKey, 201)
+	probetest.WantInt(t, d.Spans[0], semconv.HTTPRequestBodySizeKey, 3000)
+	probetest.WantInt(t, d.Spans[0], semconv.HTTPResponseStatusCodeKey, 201)
 }

@@ -1,68 +1,21 @@
 package http
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 )
 
-// FuzzParser drives a parser with arbitrary bytes. The input is a program:
-// each op is [ctl][n] followed by n payload bytes. ctl bit 0 picks the
-// direction; bits 1-7 add unseen bytes (Len > len(Data)) in growing steps.
+// FuzzParser drives a parser with arbitrary bytes (the program format of
+// probetest.Fuzz), checking on top that buffers and queues stay bounded.
 func FuzzParser(f *testing.F) {
-	matches, _ := filepath.Glob("testdata/*.bin")
-	for _, m := range matches {
-		b, err := os.ReadFile(m)
-		if err != nil {
-			continue
-		}
-		// Captures translated into the op format, 255-byte pieces.
-		var prog []byte
-		for len(b) >= 5 {
-			dir := byte(0)
-			if b[0] == '<' {
-				dir = 1
-			}
-			n := int(b[1])<<24 | int(b[2])<<16 | int(b[3])<<8 | int(b[4])
-			if 5+n > len(b) {
-				break
-			}
-			data := b[5 : 5+n]
-			for len(data) > 0 {
-				k := min(len(data), 255)
-				prog = append(prog, dir, byte(k))
-				prog = append(prog, data[:k]...)
-				data = data[k:]
-			}
-			b = b[5+n:]
-		}
-		f.Add(prog)
-	}
+	probetest.AddCaptureSeeds(f, '<', 0) // the server sends responses
 	f.Add([]byte("\x00\x13GET / HTTP/1.1\r\n\r\n\x01\x30HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\x03\x05ffff\r"))
 
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		p := newParser(probe.Conn{PID: 1})
-		now := time.Unix(1000, 0)
-		check := func(spans []probe.Span) {
-			for _, s := range spans {
-				if s.End.Before(s.Start) {
-					t.Fatalf("span %q ends before it starts", s.Name)
-				}
-			}
-		}
-		for len(prog) >= 2 {
-			ctl, n := prog[0], int(prog[1])
-			prog = prog[2:]
-			n = min(n, len(prog))
-			data := append([]byte(nil), prog[:n]...)
-			prog = prog[n:]
-			extra := int(ctl>>1) * int(ctl>>1) * 37
-			c := probe.Chunk{Dir: probe.Direction(ctl & 1), TID: uint32(n), Start: now, End: now.Add(time.Microsecond), Len: n + extra, Data: data}
-			now = now.Add(time.Millisecond)
-			check(p.Feed(c))
+		probetest.Fuzz{Parsers: []probe.Parser{p}, After: func() {
 			for d := range p.streams {
 				s := &p.streams[d]
 				if cap(s.buf) > 2*maxHead {
@@ -72,7 +25,6 @@ func FuzzParser(f *testing.F) {
 					t.Fatalf("queue grew to %d", len(p.queues[d]))
 				}
 			}
-		}
-		check(p.Close(now))
+		}}.Run(t, prog)
 	})
 }

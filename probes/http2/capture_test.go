@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -65,7 +66,7 @@ type fed struct {
 
 // replay feeds a capture as seen by the server (client→server = Recv) or
 // the client (client→server = Send). limit > 0 caps each chunk's capture.
-func replay(recs []record, client bool, split splitter, limit func(i int, r record) int) (*driver, []fed) {
+func replay(recs []probetest.Record, client bool, split probetest.Splitter, limit func(i int, r probetest.Record) int) (*probetest.Driver, []fed) {
 	conn := serverConn
 	if client {
 		conn.Local, conn.Remote = conn.Remote, conn.Local
@@ -74,7 +75,7 @@ func replay(recs []record, client bool, split splitter, limit func(i int, r reco
 	var log []fed
 	var off [2]int64
 	for i, r := range recs {
-		toServer := r.dir == '>'
+		toServer := r.Dir == '>'
 		dir := probe.Recv
 		if toServer == client {
 			dir = probe.Send
@@ -83,17 +84,17 @@ func replay(recs []record, client bool, split splitter, limit func(i int, r reco
 		if toServer {
 			k = 1
 		}
-		if toServer && frameAt(r.data, frameRSTStream, 0) >= 0 {
+		if toServer && frameAt(r.Data, frameRSTStream, 0) >= 0 {
 			// The client cancels when its deadline passed: keep the
 			// replayed timeline that realistic.
-			d.now = d.now.Add(150 * time.Millisecond)
+			d.Now = d.Now.Add(150 * time.Millisecond)
 		}
-		for _, piece := range split(r.data) {
+		for _, piece := range split(r.Data) {
 			captured := len(piece)
 			if limit != nil {
 				captured = min(captured, limit(i, r))
 			}
-			s, e := d.feedChunk(dir, piece, captured, trace.SpanContext{})
+			s, e := d.Feed(dir, piece, captured, trace.SpanContext{}, trace.SpanContext{})
 			log = append(log, fed{toServer, off[k], off[k] + int64(len(piece)), s, e})
 			off[k] += int64(len(piece))
 		}
@@ -110,14 +111,14 @@ type streamEvents struct {
 	rst             [2]int64 // per direction (0: to client, 1: to server)
 }
 
-func walkFrames(recs []record) map[uint32]*streamEvents {
+func walkFrames(recs []probetest.Record) map[uint32]*streamEvents {
 	var buf [2][]byte
 	for _, r := range recs {
 		k := 0
-		if r.dir == '>' {
+		if r.Dir == '>' {
 			k = 1
 		}
-		buf[k] = append(buf[k], r.data...)
+		buf[k] = append(buf[k], r.Data...)
 	}
 	ev := map[uint32]*streamEvents{}
 	get := func(id uint32) *streamEvents {
@@ -191,26 +192,26 @@ func expectedTimes(log []fed, ev *streamEvents, client bool) (time.Time, time.Ti
 }
 
 func TestCaptures(t *testing.T) {
-	splits := map[string]splitter{
-		"whole": whole, "bytes": bytewise, "random1": randomSplits(1), "random2": randomSplits(2),
+	splits := map[string]probetest.Splitter{
+		"whole": probetest.Whole, "bytes": probetest.Bytewise, "random1": probetest.Random(1), "random2": probetest.Random(2),
 	}
 	for _, c := range captures {
-		recs := loadCapture(t, c.file)
+		recs := probetest.LoadCapture(t, c.file)
 		ev := walkFrames(recs)
 		for _, client := range []bool{false, true} {
 			for sname, split := range splits {
 				t.Run(fmt.Sprintf("%s/client=%v/%s", c.file, client, sname), func(t *testing.T) {
 					d, log := replay(recs, client, split, nil)
-					if len(d.spans) != len(c.spans) {
-						t.Fatalf("got %d spans %q, want %d", len(d.spans), names(d.spans), len(c.spans))
+					if len(d.Spans) != len(c.spans) {
+						t.Fatalf("got %d spans %q, want %d", len(d.Spans), probetest.Names(d.Spans), len(c.spans))
 					}
-					d.close()
-					if len(d.spans) != len(c.spans) {
-						t.Fatalf("Close emitted more: %q", names(d.spans))
+					d.Close()
+					if len(d.Spans) != len(c.spans) {
+						t.Fatalf("Close emitted more: %q", probetest.Names(d.Spans))
 					}
-					checkTimes(t, d.spans)
+					probetest.CheckTimes(t, d.Spans)
 					for i, w := range c.spans {
-						sp := d.spans[i]
+						sp := d.Spans[i]
 						checkSpan(t, sp, w, client)
 						start, end := expectedTimes(log, ev[w.stream], client)
 						if sp.Start != start || sp.End != end {
@@ -225,7 +226,7 @@ func TestCaptures(t *testing.T) {
 						}
 						checkTraced(t, sp, traced, !c.noTS, client)
 					}
-					p := d.p.(*parser)
+					p := d.Parser.(*parser)
 					for k := range p.dirs {
 						if h := p.dirs[k].hp; h == nil || h.degraded || h.lost != 0 {
 							t.Errorf("dir %d: hpack %+v, want whole", k, h)
@@ -256,54 +257,54 @@ func checkSpan(t *testing.T, sp probe.Span, w want, client bool) {
 	if sp.Error != isErr {
 		t.Errorf("%s: Error %v want %v", sp.Name, sp.Error, isErr)
 	}
-	wantStr(t, sp, semconv.ServerAddressKey, "127.0.0.1")
-	wantStr(t, sp, semconv.NetworkPeerAddressKey, map[bool]string{false: "10.0.0.2", true: "10.0.0.1"}[client])
+	probetest.WantStr(t, sp, semconv.ServerAddressKey, "127.0.0.1")
+	probetest.WantStr(t, sp, semconv.NetworkPeerAddressKey, map[bool]string{false: "10.0.0.2", true: "10.0.0.1"}[client])
 	if client {
-		wantAbsent(t, sp, semconv.ClientAddressKey)
+		probetest.WantAbsent(t, sp, semconv.ClientAddressKey)
 	} else {
-		wantStr(t, sp, semconv.ClientAddressKey, "10.0.0.2")
-		wantInt(t, sp, semconv.ClientPortKey, 51000)
+		probetest.WantStr(t, sp, semconv.ClientAddressKey, "10.0.0.2")
+		probetest.WantInt(t, sp, semconv.ClientPortKey, 51000)
 	}
 	if w.grpc != "" {
-		wantStr(t, sp, semconv.RPCSystemNameKey, "grpc")
-		wantStr(t, sp, semconv.RPCResponseStatusCodeKey, w.grpc)
-		wantAbsent(t, sp, semconv.HTTPRequestMethodKey)
+		probetest.WantStr(t, sp, semconv.RPCSystemNameKey, "grpc")
+		probetest.WantStr(t, sp, semconv.RPCResponseStatusCodeKey, w.grpc)
+		probetest.WantAbsent(t, sp, semconv.HTTPRequestMethodKey)
 		if w.name == "grpc" {
-			wantStr(t, sp, semconv.RPCMethodKey, "_OTHER")
-			wantStr(t, sp, semconv.RPCMethodOriginalKey, w.orig)
+			probetest.WantStr(t, sp, semconv.RPCMethodKey, "_OTHER")
+			probetest.WantStr(t, sp, semconv.RPCMethodOriginalKey, w.orig)
 		} else {
-			wantStr(t, sp, semconv.RPCMethodKey, w.name)
+			probetest.WantStr(t, sp, semconv.RPCMethodKey, w.name)
 		}
 		if isErr {
-			wantStr(t, sp, semconv.ErrorTypeKey, w.grpc)
+			probetest.WantStr(t, sp, semconv.ErrorTypeKey, w.grpc)
 			if sp.StatusMessage != w.msg {
 				t.Errorf("%s: message %q want %q", sp.Name, sp.StatusMessage, w.msg)
 			}
 		} else {
-			wantAbsent(t, sp, semconv.ErrorTypeKey)
+			probetest.WantAbsent(t, sp, semconv.ErrorTypeKey)
 		}
 		return
 	}
 	method, route, _ := strings.Cut(w.name, " ")
-	wantStr(t, sp, semconv.HTTPRequestMethodKey, method)
-	wantInt(t, sp, semconv.HTTPResponseStatusCodeKey, w.status)
-	wantStr(t, sp, semconv.NetworkProtocolVersionKey, "2")
-	wantStr(t, sp, semconv.URLSchemeKey, "http")
-	wantStr(t, sp, semconv.URLPathKey, w.path)
-	wantAbsent(t, sp, semconv.RPCSystemNameKey)
+	probetest.WantStr(t, sp, semconv.HTTPRequestMethodKey, method)
+	probetest.WantInt(t, sp, semconv.HTTPResponseStatusCodeKey, w.status)
+	probetest.WantStr(t, sp, semconv.NetworkProtocolVersionKey, "2")
+	probetest.WantStr(t, sp, semconv.URLSchemeKey, "http")
+	probetest.WantStr(t, sp, semconv.URLPathKey, w.path)
+	probetest.WantAbsent(t, sp, semconv.RPCSystemNameKey)
 	if client {
-		wantStr(t, sp, semconv.URLTemplateKey, route)
-		full, _ := attr(sp, semconv.URLFullKey)
+		probetest.WantStr(t, sp, semconv.URLTemplateKey, route)
+		full, _ := probetest.Attr(sp, semconv.URLFullKey)
 		if !strings.HasPrefix(full.AsString(), "http://127.0.0.1:") || !strings.Contains(full.AsString(), w.path) {
 			t.Errorf("url.full %q", full.AsString())
 		}
 	} else {
-		wantStr(t, sp, semconv.HTTPRouteKey, route)
+		probetest.WantStr(t, sp, semconv.HTTPRouteKey, route)
 	}
 	if isErr {
-		wantStr(t, sp, semconv.ErrorTypeKey, fmt.Sprint(w.status))
+		probetest.WantStr(t, sp, semconv.ErrorTypeKey, fmt.Sprint(w.status))
 	} else {
-		wantAbsent(t, sp, semconv.ErrorTypeKey)
+		probetest.WantAbsent(t, sp, semconv.ErrorTypeKey)
 	}
 }
 
@@ -359,12 +360,12 @@ func TestLostHeadersBlock(t *testing.T) {
 		if c.file == "curl-h2c-post" {
 			continue
 		}
-		recs := loadCapture(t, c.file)
+		recs := probetest.LoadCapture(t, c.file)
 		lostID := c.spans[min(1, len(c.spans)-1)].stream
 		rec, cut := -1, 0
 		for i, r := range recs {
-			if r.dir == '>' {
-				if at := frameAt(r.data, frameHeaders, lostID); at >= 0 {
+			if r.Dir == '>' {
+				if at := frameAt(r.Data, frameHeaders, lostID); at >= 0 {
 					rec, cut = i, at+11 // frame header + 2 bytes of the block
 					break
 				}
@@ -375,15 +376,15 @@ func TestLostHeadersBlock(t *testing.T) {
 		}
 		for _, client := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/client=%v", c.file, client), func(t *testing.T) {
-				d, _ := replay(recs, client, whole, func(i int, r record) int {
+				d, _ := replay(recs, client, probetest.Whole, func(i int, r probetest.Record) int {
 					if i == rec {
 						return cut
 					}
-					return len(r.data)
+					return len(r.Data)
 				})
-				d.close()
-				checkTimes(t, d.spans)
-				p := d.p.(*parser)
+				d.Close()
+				probetest.CheckTimes(t, d.Spans)
+				p := d.Parser.(*parser)
 				reqDir := probe.Recv
 				if client {
 					reqDir = probe.Send
@@ -396,24 +397,24 @@ func TestLostHeadersBlock(t *testing.T) {
 					byStream[w.stream] = w
 				}
 				seenLost := false
-				for _, sp := range d.spans {
+				for _, sp := range d.Spans {
 					exact, ok := allowedName(sp.Name, c.spans)
 					if !ok {
 						t.Errorf("span %q: neither an expected name nor an honest degradation", sp.Name)
 					}
 					if sp.Name == "grpc" {
 						// Request headers lost: the response side still tells the status.
-						if _, ok := attr(sp, semconv.RPCResponseStatusCodeKey); !ok {
+						if _, ok := probetest.Attr(sp, semconv.RPCResponseStatusCodeKey); !ok {
 							t.Errorf("degraded gRPC span lost its status")
 						}
 					}
 					seenLost = seenLost || !exact
 				}
 				if !seenLost {
-					t.Errorf("no degraded span: %q", names(d.spans))
+					t.Errorf("no degraded span: %q", probetest.Names(d.Spans))
 				}
-				if len(d.spans) != len(c.spans) {
-					t.Errorf("got %d spans %q want %d", len(d.spans), names(d.spans), len(c.spans))
+				if len(d.Spans) != len(c.spans) {
+					t.Errorf("got %d spans %q want %d", len(d.Spans), probetest.Names(d.Spans), len(c.spans))
 				}
 			})
 		}
@@ -426,16 +427,16 @@ func TestLostHeadersBlock(t *testing.T) {
 func TestCapturesTruncated(t *testing.T) {
 	for _, limit := range []int{9, 16, 40, 64, 120, 200, 1000} {
 		for _, c := range captures {
-			recs := loadCapture(t, c.file)
+			recs := probetest.LoadCapture(t, c.file)
 			for _, client := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/limit=%d/client=%v", c.file, limit, client), func(t *testing.T) {
-					d, _ := replay(recs, client, whole, func(int, record) int { return limit })
-					d.close()
-					checkTimes(t, d.spans)
-					if len(d.spans) > len(c.spans) {
-						t.Fatalf("got %d spans %q, more than %d", len(d.spans), names(d.spans), len(c.spans))
+					d, _ := replay(recs, client, probetest.Whole, func(int, probetest.Record) int { return limit })
+					d.Close()
+					probetest.CheckTimes(t, d.Spans)
+					if len(d.Spans) > len(c.spans) {
+						t.Fatalf("got %d spans %q, more than %d", len(d.Spans), probetest.Names(d.Spans), len(c.spans))
 					}
-					for _, sp := range d.spans {
+					for _, sp := range d.Spans {
 						if _, ok := allowedName(sp.Name, c.spans); !ok {
 							t.Errorf("unexpected span name %q", sp.Name)
 						}
@@ -449,53 +450,53 @@ func TestCapturesTruncated(t *testing.T) {
 // TestBigDataGap: the 20000-byte POST body captured as 200 bytes is skipped
 // by frame length: the stream, its body size and later frames stay exact.
 func TestBigDataGap(t *testing.T) {
-	recs := loadCapture(t, "go-h2c")
-	d, _ := replay(recs, false, whole, func(_ int, r record) int {
-		if len(r.data) > 10000 {
+	recs := probetest.LoadCapture(t, "go-h2c")
+	d, _ := replay(recs, false, probetest.Whole, func(_ int, r probetest.Record) int {
+		if len(r.Data) > 10000 {
 			return 200
 		}
-		return len(r.data)
+		return len(r.Data)
 	})
-	wantNames(t, d.spans, "GET /users/{id}/orders", "GET /fail", "POST /upload")
-	wantInt(t, d.spans[2], semconv.HTTPRequestBodySizeKey, 20000)
-	wantInt(t, d.spans[2], semconv.HTTPResponseStatusCodeKey, 201)
-	wantInt(t, d.spans[2], semconv.HTTPResponseBodySizeKey, 9)
+	probetest.WantNames(t, d.Spans, "GET /users/{id}/orders", "GET /fail", "POST /upload")
+	probetest.WantInt(t, d.Spans[2], semconv.HTTPRequestBodySizeKey, 20000)
+	probetest.WantInt(t, d.Spans[2], semconv.HTTPResponseStatusCodeKey, 201)
+	probetest.WantInt(t, d.Spans[2], semconv.HTTPResponseBodySizeKey, 9)
 }
 
 // TestJoinMidConnection: an agent started after the connection sees no
 // preface; the probe recognises the frames, decodes what the (fresh) HPACK
 // tables allow and reports the rest generically.
 func TestJoinMidConnection(t *testing.T) {
-	recs := loadCapture(t, "grpc-go")
+	recs := probetest.LoadCapture(t, "grpc-go")
 	// Start at the client's write opening stream 5.
 	first := -1
 	for i, r := range recs {
-		if first < 0 && r.dir == '>' && frameAt(r.data, frameHeaders, 5) >= 0 {
+		if first < 0 && r.Dir == '>' && frameAt(r.Data, frameHeaders, 5) >= 0 {
 			first = i
 			break
 		}
 	}
 	rest := recs[first:]
-	if !New(Options{}).Detect(&probe.Chunk{Dir: probe.Recv, Data: rest[0].data, Len: len(rest[0].data)}) {
+	if !New(Options{}).Detect(&probe.Chunk{Dir: probe.Recv, Data: rest[0].Data, Len: len(rest[0].Data)}) {
 		t.Fatal("Detect should accept a mid-connection frame run")
 	}
-	d, _ := replay(rest, false, whole, nil)
-	d.close()
-	checkTimes(t, d.spans)
+	d, _ := replay(rest, false, probetest.Whole, nil)
+	d.Close()
+	probetest.CheckTimes(t, d.Spans)
 	var spans []want
 	for _, c := range captures {
 		if c.file == "grpc-go" {
 			spans = c.spans
 		}
 	}
-	if len(d.spans) != 6 {
-		t.Fatalf("spans %q", names(d.spans))
+	if len(d.Spans) != 6 {
+		t.Fatalf("spans %q", probetest.Names(d.Spans))
 	}
 	// grpc-go indexes :path, content-type, grpc-status... in the dynamic
 	// table on first use: a fresh table resolves only what is literal
 	// after the join, and must not guess the rest.
-	got := names(d.spans)
-	for _, sp := range d.spans {
+	got := probetest.Names(d.Spans)
+	for _, sp := range d.Spans {
 		if _, ok := allowedName(sp.Name, spans); !ok {
 			t.Errorf("span %q: not an honest name", sp.Name)
 		}
@@ -506,7 +507,7 @@ func TestJoinMidConnection(t *testing.T) {
 	if got[2] != "demo.v1.Echo/Count" || got[3] != "grpc.health.v1.Health/Check" {
 		t.Errorf("literal paths after the join should decode: %q", got)
 	}
-	p := d.p.(*parser)
+	p := d.Parser.(*parser)
 	if !p.dirs[probe.Recv].hp.degraded {
 		t.Error("joined connection should be flagged degraded")
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/http2"
@@ -113,22 +114,22 @@ func TestDetect(t *testing.T) {
 
 // conversation drives a client→server exchange seen from the server.
 type conversation struct {
-	*driver
+	*probetest.Driver
 	c, s *peer
 }
 
 func newConversation() *conversation {
-	cv := &conversation{driver: newDriver(serverConn), c: newPeer(), s: newPeer()}
-	cv.send(recv, clientPreface)
+	cv := &conversation{Driver: newDriver(serverConn), c: newPeer(), s: newPeer()}
+	cv.Send(recv, clientPreface)
 	return cv
 }
 
 func (cv *conversation) in(b []byte) (time.Time, time.Time) {
-	return cv.feedChunk(recv, b, -1, trace.SpanContext{})
+	return cv.Feed(recv, b, -1, trace.SpanContext{}, trace.SpanContext{})
 }
 
 func (cv *conversation) out(b []byte) (time.Time, time.Time) {
-	return cv.feedChunk(send, b, -1, trace.SpanContext{})
+	return cv.Feed(send, b, -1, trace.SpanContext{}, trace.SpanContext{})
 }
 
 func TestPaddingPriorityContinuation(t *testing.T) {
@@ -145,19 +146,19 @@ func TestPaddingPriorityContinuation(t *testing.T) {
 	cv.out(append(cv.s.take(), cv.s.headers(1, false, ":status", "100")...))
 	cv.out(cv.s.headers(1, false, ":status", "200", "content-type", "text/plain"))
 	_, end := cv.out(cv.s.data(1, true, "ok"))
-	wantNames(t, cv.spans, "PUT /items/{id}")
-	sp := cv.spans[0]
+	probetest.WantNames(t, cv.Spans, "PUT /items/{id}")
+	sp := cv.Spans[0]
 	if sp.Start != start || sp.End != end {
 		t.Errorf("times %v..%v want %v..%v", sp.Start, sp.End, start, end)
 	}
-	wantInt(t, sp, semconv.HTTPResponseStatusCodeKey, 200)
-	wantInt(t, sp, semconv.HTTPRequestBodySizeKey, 5)
-	wantInt(t, sp, semconv.HTTPResponseBodySizeKey, 2)
-	wantStr(t, sp, semconv.URLQueryKey, "sig=REDACTED&x=1")
-	wantStr(t, sp, semconv.ServerAddressKey, "api.local")
-	wantInt(t, sp, semconv.ServerPortKey, 8443)
-	wantStr(t, sp, semconv.UserAgentOriginalKey, "t/1")
-	wantStr(t, sp, semconv.HTTPRouteKey, "/items/{id}")
+	probetest.WantInt(t, sp, semconv.HTTPResponseStatusCodeKey, 200)
+	probetest.WantInt(t, sp, semconv.HTTPRequestBodySizeKey, 5)
+	probetest.WantInt(t, sp, semconv.HTTPResponseBodySizeKey, 2)
+	probetest.WantStr(t, sp, semconv.URLQueryKey, "sig=REDACTED&x=1")
+	probetest.WantStr(t, sp, semconv.ServerAddressKey, "api.local")
+	probetest.WantInt(t, sp, semconv.ServerPortKey, 8443)
+	probetest.WantStr(t, sp, semconv.UserAgentOriginalKey, "t/1")
+	probetest.WantStr(t, sp, semconv.HTTPRouteKey, "/items/{id}")
 }
 
 func TestInterleavedStreamsAndRST(t *testing.T) {
@@ -171,17 +172,17 @@ func TestInterleavedStreamsAndRST(t *testing.T) {
 	cv.c.fr.WriteRSTStream(5, http2.ErrCodeCancel)
 	cv.in(cv.c.take())
 	cv.out(cv.s.headers(1, true, ":status", "500"))
-	wantNames(t, cv.spans, "GET /b", "HTTP /c", "POST /a")
-	if cv.spans[0].Error {
+	probetest.WantNames(t, cv.Spans, "GET /b", "HTTP /c", "POST /a")
+	if cv.Spans[0].Error {
 		t.Error("server 404 is not an error")
 	}
-	wantStr(t, cv.spans[1], semconv.HTTPRequestMethodKey, "_OTHER")
-	wantStr(t, cv.spans[1], semconv.HTTPRequestMethodOriginalKey, "PURGE")
-	wantStr(t, cv.spans[1], semconv.ErrorTypeKey, "CANCEL")
-	if !cv.spans[1].Error || !cv.spans[2].Error {
+	probetest.WantStr(t, cv.Spans[1], semconv.HTTPRequestMethodKey, "_OTHER")
+	probetest.WantStr(t, cv.Spans[1], semconv.HTTPRequestMethodOriginalKey, "PURGE")
+	probetest.WantStr(t, cv.Spans[1], semconv.ErrorTypeKey, "CANCEL")
+	if !cv.Spans[1].Error || !cv.Spans[2].Error {
 		t.Error("RST before response and 500 are errors")
 	}
-	wantStr(t, cv.spans[2], semconv.ErrorTypeKey, "500")
+	probetest.WantStr(t, cv.Spans[2], semconv.ErrorTypeKey, "500")
 }
 
 func TestGoAwayEndsUnprocessedStreams(t *testing.T) {
@@ -190,10 +191,10 @@ func TestGoAwayEndsUnprocessedStreams(t *testing.T) {
 	cv.in(cv.c.headers(3, true, ":method", "GET", ":path", "/three", ":scheme", "http"))
 	cv.s.fr.WriteGoAway(1, http2.ErrCodeNo, []byte("bye"))
 	cv.out(cv.s.take())
-	wantNames(t, cv.spans, "GET /three")
-	wantStr(t, cv.spans[0], semconv.ErrorTypeKey, "goaway")
+	probetest.WantNames(t, cv.Spans, "GET /three")
+	probetest.WantStr(t, cv.Spans[0], semconv.ErrorTypeKey, "goaway")
 	cv.out(cv.s.headers(1, true, ":status", "204"))
-	wantNames(t, cv.spans, "GET /three", "GET /one")
+	probetest.WantNames(t, cv.Spans, "GET /three", "GET /one")
 }
 
 func TestHeaderTableSize(t *testing.T) {
@@ -209,27 +210,27 @@ func TestHeaderTableSize(t *testing.T) {
 		cv.in(cv.c.headers(id, true, ":method", "GET", ":path", "/t", ":scheme", "http", "x-a", big, "x-b", big+"b", "x-c", big+"c"))
 		cv.out(cv.s.headers(id, true, ":status", "200"))
 	}
-	wantNames(t, cv.spans, "GET /t", "GET /t", "GET /t", "GET /t")
+	probetest.WantNames(t, cv.Spans, "GET /t", "GET /t", "GET /t", "GET /t")
 	if h := cv.d().dirs[recv].hp; h.lost != 0 || h.degraded {
 		t.Errorf("hpack %+v", h)
 	}
 }
 
-func (cv *conversation) d() *parser { return cv.p.(*parser) }
+func (cv *conversation) d() *parser { return cv.Parser.(*parser) }
 
 func TestGRPCTrailersOnlyAndContext(t *testing.T) {
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	own := probe.ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-4444444444444444-01", "").WithRemote(false)
 	cv := newConversation()
-	cv.feedCtx(recv, cv.c.headers(1, false, ":method", "POST", ":path", "/pkg.Svc/Get", ":scheme", "http",
+	cv.Feed(recv, cv.c.headers(1, false, ":method", "POST", ":path", "/pkg.Svc/Get", ":scheme", "http",
 		":authority", "svc:50051", "content-type", "application/grpc+proto", "traceparent", tp, "tracestate", "k=v"), -1, own, probe.ParseTraceparent(tp, ""))
 	cv.in(cv.c.data(1, true, "\x00\x00\x00\x00\x00"))
 	cv.out(cv.s.headers(1, true, ":status", "200", "content-type", "application/grpc", "grpc-status", "14", "grpc-message", "down%20for%zzmaint"))
-	wantNames(t, cv.spans, "pkg.Svc/Get")
-	sp := cv.spans[0]
-	wantStr(t, sp, semconv.RPCResponseStatusCodeKey, "UNAVAILABLE")
-	wantStr(t, sp, semconv.ServerAddressKey, "svc")
-	wantInt(t, sp, semconv.ServerPortKey, 50051)
+	probetest.WantNames(t, cv.Spans, "pkg.Svc/Get")
+	sp := cv.Spans[0]
+	probetest.WantStr(t, sp, semconv.RPCResponseStatusCodeKey, "UNAVAILABLE")
+	probetest.WantStr(t, sp, semconv.ServerAddressKey, "svc")
+	probetest.WantInt(t, sp, semconv.ServerPortKey, 50051)
 	if !sp.Error || sp.StatusMessage != "down for%zzmaint" {
 		t.Errorf("error %v %q", sp.Error, sp.StatusMessage)
 	}
@@ -241,13 +242,13 @@ func TestGRPCTrailersOnlyAndContext(t *testing.T) {
 func TestGRPCHTTPStatusFallback(t *testing.T) {
 	d := newDriver(serverConn)
 	c, s := newPeer(), newPeer()
-	d.send(send, clientPreface)
-	d.feedChunk(send, c.headers(1, true, ":method", "POST", ":path", "/a.B/C", "content-type", "application/grpc"), -1, trace.SpanContext{})
-	d.feedChunk(recv, s.headers(1, true, ":status", "503", "content-type", "text/html"), -1, trace.SpanContext{})
-	wantNames(t, d.spans, "a.B/C")
-	wantStr(t, d.spans[0], semconv.RPCResponseStatusCodeKey, "UNAVAILABLE")
-	if d.spans[0].Kind != trace.SpanKindClient || !d.spans[0].Error {
-		t.Errorf("%+v", d.spans[0])
+	d.Send(send, clientPreface)
+	d.Feed(send, c.headers(1, true, ":method", "POST", ":path", "/a.B/C", "content-type", "application/grpc"), -1, trace.SpanContext{}, trace.SpanContext{})
+	d.Feed(recv, s.headers(1, true, ":status", "503", "content-type", "text/html"), -1, trace.SpanContext{}, trace.SpanContext{})
+	probetest.WantNames(t, d.Spans, "a.B/C")
+	probetest.WantStr(t, d.Spans[0], semconv.RPCResponseStatusCodeKey, "UNAVAILABLE")
+	if d.Spans[0].Kind != trace.SpanKindClient || !d.Spans[0].Error {
+		t.Errorf("%+v", d.Spans[0])
 	}
 }
 
@@ -259,7 +260,7 @@ func TestServerPushDecodedNotReported(t *testing.T) {
 	cv.out(cv.s.take())
 	cv.out(cv.s.headers(2, true, ":status", "200", "x-idx", "pushed")) // uses the table entry PUSH_PROMISE added
 	cv.out(cv.s.headers(1, true, ":status", "200", "x-idx", "pushed"))
-	wantNames(t, cv.spans, "GET /")
+	probetest.WantNames(t, cv.Spans, "GET /")
 	if h := cv.d().dirs[send].hp; h.lost != 0 {
 		t.Errorf("push promise block not decoded: %+v", h)
 	}
@@ -273,17 +274,17 @@ func TestUnansweredOnCloseAndStreamCap(t *testing.T) {
 	if n := len(cv.d().streams); n > maxStreams {
 		t.Fatalf("%d streams kept", n)
 	}
-	evicted := len(cv.spans)
-	at := cv.close()
-	if len(cv.spans) != maxStreams+10 || evicted != 10 {
-		t.Fatalf("%d spans, %d evicted", len(cv.spans), evicted)
+	evicted := len(cv.Spans)
+	at := cv.Close()
+	if len(cv.Spans) != maxStreams+10 || evicted != 10 {
+		t.Fatalf("%d spans, %d evicted", len(cv.Spans), evicted)
 	}
-	last := cv.spans[len(cv.spans)-1]
+	last := cv.Spans[len(cv.Spans)-1]
 	if last.End != at || !last.Error {
 		t.Errorf("%+v", last)
 	}
-	wantStr(t, last, semconv.ErrorTypeKey, errNotObserved)
-	if cv.p.Feed(probe.Chunk{Dir: recv, Data: []byte("x"), Len: 1}) != nil || cv.p.Close(at) != nil {
+	probetest.WantStr(t, last, semconv.ErrorTypeKey, errNotObserved)
+	if cv.Parser.Feed(probe.Chunk{Dir: recv, Data: []byte("x"), Len: 1}) != nil || cv.Parser.Close(at) != nil {
 		t.Error("feed/close after close")
 	}
 }
@@ -294,13 +295,13 @@ func TestServerSettingsBeforePreface(t *testing.T) {
 	d := newDriver(serverConn)
 	c, s := newPeer(), newPeer()
 	s.fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100})
-	d.feedChunk(send, s.take(), -1, trace.SpanContext{})
+	d.Feed(send, s.take(), -1, trace.SpanContext{}, trace.SpanContext{})
 	c.fr.WriteSettings()
-	d.feedChunk(recv, append([]byte(clientPreface), c.take()...), -1, trace.SpanContext{})
-	d.feedChunk(recv, c.headers(1, true, ":method", "GET", ":path", "/", ":scheme", "http"), -1, trace.SpanContext{})
-	d.feedChunk(send, s.headers(1, true, ":status", "200"), -1, trace.SpanContext{})
-	wantNames(t, d.spans, "GET /")
-	p := d.p.(*parser)
+	d.Feed(recv, append([]byte(clientPreface), c.take()...), -1, trace.SpanContext{}, trace.SpanContext{})
+	d.Feed(recv, c.headers(1, true, ":method", "GET", ":path", "/", ":scheme", "http"), -1, trace.SpanContext{}, trace.SpanContext{})
+	d.Feed(send, s.headers(1, true, ":status", "200"), -1, trace.SpanContext{}, trace.SpanContext{})
+	probetest.WantNames(t, d.Spans, "GET /")
+	p := d.Parser.(*parser)
 	for k := range p.dirs {
 		if p.dirs[k].hp.degraded {
 			t.Errorf("dir %d degraded", k)

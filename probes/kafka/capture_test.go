@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -95,8 +96,8 @@ var captures = []struct {
 func digitTrace(c byte) string { return strings.Repeat(string(c), 32) }
 
 func TestCaptures(t *testing.T) {
-	splits := map[string]splitter{
-		"whole": whole, "bytes": bytewise, "random1": randomSplits(1), "random2": randomSplits(2),
+	splits := map[string]probetest.Splitter{
+		"whole": probetest.Whole, "bytes": probetest.Bytewise, "random1": randomSplits(1), "random2": randomSplits(2),
 	}
 	for _, c := range captures {
 		recs := loadCapture(t, c.file)
@@ -134,7 +135,7 @@ func checkSpan(t *testing.T, sp probe.Span, w want) {
 	where := describe(sp)
 	str := func(k, v string) {
 		t.Helper()
-		got, ok := attr(sp, attrKey(k))
+		got, ok := probetest.Attr(sp, attrKey(k))
 		switch {
 		case v == "" && ok:
 			t.Errorf("%s: %s=%q, want absent", where, k, got.Emit())
@@ -144,7 +145,7 @@ func checkSpan(t *testing.T, sp probe.Span, w want) {
 	}
 	num := func(k string, v int64, present bool) {
 		t.Helper()
-		got, ok := attr(sp, attrKey(k))
+		got, ok := probetest.Attr(sp, attrKey(k))
 		switch {
 		case !present && ok:
 			t.Errorf("%s: %s=%s, want absent", where, k, got.Emit())
@@ -194,12 +195,12 @@ func checkSpan(t *testing.T, sp probe.Span, w want) {
 func checkTimes(t *testing.T, d *driver) {
 	t.Helper()
 	for _, sp := range d.spans {
-		if sp.End.Before(sp.Start) || sp.Start.Before(t0) || sp.End.After(d.now) {
+		if sp.End.Before(sp.Start) || sp.Start.Before(probetest.T0) || sp.End.After(d.Now) {
 			t.Errorf("%s: times %v..%v", sp.Name, sp.Start, sp.End)
 		}
 		// The driver's chunks start at even and end at odd milliseconds.
-		if sp.Start.Sub(t0).Milliseconds()%2 != 0 || sp.End.Sub(t0).Milliseconds()%2 != 1 {
-			t.Errorf("%s: times %v..%v are not chunk boundaries", sp.Name, sp.Start.Sub(t0), sp.End.Sub(t0))
+		if sp.Start.Sub(probetest.T0).Milliseconds()%2 != 0 || sp.End.Sub(probetest.T0).Milliseconds()%2 != 1 {
+			t.Errorf("%s: times %v..%v are not chunk boundaries", sp.Name, sp.Start.Sub(probetest.T0), sp.End.Sub(probetest.T0))
 		}
 	}
 }
@@ -212,7 +213,7 @@ func TestCapturesTruncated(t *testing.T) {
 		for _, c := range captures {
 			recs := loadCapture(t, c.file)
 			t.Run(fmt.Sprintf("%s/limit=%d", c.file, limit), func(t *testing.T) {
-				d := replay(recs, whole, limit)
+				d := replay(recs, probetest.Whole, limit)
 				checkTimes(t, d)
 				if len(d.spans) > len(c.spans) {
 					t.Fatalf("got %d spans, more than %d", len(d.spans), len(c.spans))
@@ -231,7 +232,7 @@ func TestCapturesTruncated(t *testing.T) {
 						t.Errorf("unexpected span %s", describe(sp))
 					}
 					if sp.Kind == cons {
-						if v, ok := attr(sp, semconv.MessagingBatchMessageCountKey); ok && v.AsInt64() > 5 {
+						if v, ok := probetest.Attr(sp, semconv.MessagingBatchMessageCountKey); ok && v.AsInt64() > 5 {
 							t.Errorf("count %d", v.AsInt64())
 						}
 					}
@@ -250,7 +251,7 @@ func TestCapturesSorted(t *testing.T) {
 	for _, c := range captures {
 		recs := loadCapture(t, c.file)
 		var ref []string
-		for i, split := range []splitter{whole, randomSplits(3), randomSplits(4)} {
+		for i, split := range []probetest.Splitter{probetest.Whole, randomSplits(3), randomSplits(4)} {
 			d := replay(recs, split, 0)
 			var names []string
 			for _, sp := range d.spans {

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	"os"
 	"testing"
 )
@@ -11,7 +12,7 @@ func TestDump(t *testing.T) {
 	if name == "" {
 		t.Skip("set KAFKA_DUMP")
 	}
-	d := replay(loadCapture(t, name), whole, 0)
+	d := replay(loadCapture(t, name), probetest.Whole, 0)
 	for _, sp := range d.spans {
 		t.Log(describe(sp))
 	}

@@ -3,7 +3,6 @@ package kafka
 import (
 	"encoding/binary"
 	"fmt"
-	"math/rand"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,14 +12,14 @@ import (
 	"time"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
-var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-
 // record is one proxy read of a capture: '>' client→broker, '<' back, on
-// proxied connection conn.
+// proxied connection conn. Kafka captures hold several connections, so
+// their format is not probetest's single-connection one.
 type record struct {
 	dir  byte
 	conn int
@@ -46,89 +45,73 @@ func loadCapture(t testing.TB, name string) []record {
 	return recs
 }
 
-type splitter func([]byte) [][]byte
-
-func whole(b []byte) [][]byte { return [][]byte{b} }
-
-func bytewise(b []byte) [][]byte {
-	out := make([][]byte, len(b))
-	for i := range b {
-		out[i] = b[i : i+1]
-	}
-	return out
-}
-
-func randomSplits(seed int64) splitter {
-	rng := rand.New(rand.NewSource(seed))
-	return func(b []byte) [][]byte {
-		var out [][]byte
-		for len(b) > 0 {
-			n := 1 + rng.Intn(min(len(b), 97))
-			out = append(out, b[:n])
-			b = b[n:]
-		}
-		return out
-	}
-}
+// randomSplits cuts pieces of up to 97 bytes: Kafka headers are longer
+// than probetest.Random's 40.
+func randomSplits(seed int64) probetest.Splitter { return probetest.RandomUpTo(seed, 97) }
 
 var brokerAddr = netip.MustParseAddrPort("10.0.0.9:9092")
 
 // driver replays a capture of several connections through one probe, as
-// the agent would: one parser per connection, chunks in capture order.
+// the agent would: one parser per connection, chunks in capture order on
+// one clock (each chunk lasts 1ms, 1ms apart), all on thread 7.
 type driver struct {
-	pr      probe.Probe
-	parsers map[int]probe.Parser
-	now     time.Time
-	spans   []probe.Span
-	ctx     trace.SpanContext // Ctx given to every written chunk
+	*probetest.Clock
+	pr    probe.Probe
+	conns map[int]*probetest.Driver
+	spans []probe.Span
+	ctx   trace.SpanContext // Ctx given to every written chunk
 }
 
 func newDriver() *driver {
-	return &driver{pr: New(Options{}), parsers: map[int]probe.Parser{}, now: t0}
+	return &driver{
+		Clock: &probetest.Clock{Now: probetest.T0, Latency: time.Millisecond, Step: 2 * time.Millisecond},
+		pr:    New(Options{}), conns: map[int]*probetest.Driver{},
+	}
 }
 
-func (d *driver) parser(conn int) probe.Parser {
-	p, ok := d.parsers[conn]
+func (d *driver) conn(conn int) *probetest.Driver {
+	c, ok := d.conns[conn]
 	if !ok {
-		p = d.pr.NewParser(probe.Conn{
+		p := d.pr.NewParser(probe.Conn{
 			PID: 42, FD: int32(10 + conn), ID: uint64(conn + 1),
 			Local:  netip.MustParseAddrPort(fmt.Sprintf("10.0.0.2:%d", 40000+conn)),
 			Remote: brokerAddr,
 		})
-		d.parsers[conn] = p
+		c = &probetest.Driver{Clock: d.Clock, Parser: p, TID: 7, FixedTID: true} // Fill 0: data cleared
+		d.conns[conn] = c
 	}
-	return p
+	return c
 }
 
 // feed gives one piece to a connection's parser; captured < len(piece)
 // simulates the kernel capturing a prefix only.
 func (d *driver) feed(conn int, dir probe.Direction, piece []byte, captured int) {
-	s := d.now
-	d.now = d.now.Add(time.Millisecond)
-	e := d.now
-	d.now = d.now.Add(time.Millisecond)
-	data := append([]byte(nil), piece[:min(captured, len(piece))]...)
-	c := probe.Chunk{Dir: dir, TID: 7, Start: s, End: e, Len: len(piece), Data: data}
+	var ctx trace.SpanContext
 	if dir == probe.Send {
-		c.Ctx = d.ctx
+		ctx = d.ctx
 	}
-	d.spans = append(d.spans, d.parser(conn).Feed(c)...)
-	clear(data) // parsers must have copied what they keep
+	c := d.conn(conn)
+	n := len(c.Spans)
+	c.Feed(dir, piece, captured, ctx, trace.SpanContext{})
+	d.spans = append(d.spans, c.Spans[n:]...)
 }
 
 func (d *driver) close() {
-	keys := make([]int, 0, len(d.parsers))
-	for k := range d.parsers {
+	keys := make([]int, 0, len(d.conns))
+	for k := range d.conns {
 		keys = append(keys, k)
 	}
 	sort.Ints(keys)
 	for _, k := range keys {
-		d.spans = append(d.spans, d.parsers[k].Close(d.now)...)
+		c := d.conns[k]
+		n := len(c.Spans)
+		c.Close()
+		d.spans = append(d.spans, c.Spans[n:]...)
 	}
 }
 
 // replay feeds a whole capture; limit > 0 caps what each chunk captures.
-func replay(recs []record, split splitter, limit int) *driver {
+func replay(recs []record, split probetest.Splitter, limit int) *driver {
 	d := newDriver()
 	for _, r := range recs {
 		dir := probe.Recv
@@ -145,15 +128,6 @@ func replay(recs []record, split splitter, limit int) *driver {
 	}
 	d.close()
 	return d
-}
-
-func attr(sp probe.Span, k attribute.Key) (attribute.Value, bool) {
-	for _, a := range sp.Attrs {
-		if a.Key == k {
-			return a.Value, true
-		}
-	}
-	return attribute.Value{}, false
 }
 
 func describe(sp probe.Span) string {

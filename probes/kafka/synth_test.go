@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -225,7 +226,7 @@ func TestProducerContext(t *testing.T) {
 	p := New(Options{}).NewParser(probe.Conn{PID: 1, Remote: brokerAddr})
 	req := frameRequest(produceRequest(7, -1, batchV2(0, 0, 0, recordV2(0, tpA))), 1)
 	resp := frameResponse(produceResponse(7, 0, 4), 1)
-	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	at := func(ms int) time.Time { return probetest.T0.Add(time.Duration(ms) * time.Millisecond) }
 	var spans []probe.Span
 	spans = append(spans, p.Feed(probe.Chunk{Dir: probe.Send, TID: 3, Start: at(0), End: at(1), Len: 10, Data: req[:10], Ctx: kctx, Parent: kparent})...)
 	spans = append(spans, p.Feed(probe.Chunk{Dir: probe.Send, TID: 4, Start: at(2), End: at(3), Len: len(req) - 10, Data: req[10:]})...)
@@ -239,7 +240,7 @@ func TestProducerContext(t *testing.T) {
 		t.Errorf("links %v", sp.Links)
 	}
 	if !sp.Start.Equal(at(0)) || !sp.End.Equal(at(7)) || sp.TID != 3 {
-		t.Errorf("times %v..%v tid %d", sp.Start.Sub(t0), sp.End.Sub(t0), sp.TID)
+		t.Errorf("times %v..%v tid %d", sp.Start.Sub(probetest.T0), sp.End.Sub(probetest.T0), sp.TID)
 	}
 }
 
@@ -273,7 +274,7 @@ func TestBigFetchTruncated(t *testing.T) {
 	d.feed(0, probe.Send, frameRequest(fetchRequest(11), 9), 1<<20)
 	d.feed(0, probe.Recv, resp, 8192)
 	sp := oneSpan(t, d.spans)
-	c, _ := attr(sp, semconv.MessagingBatchMessageCountKey)
+	c, _ := probetest.Attr(sp, semconv.MessagingBatchMessageCountKey)
 	if c.AsInt64() < 100 || c.AsInt64() >= 1500 { // a lower bound: only the captured batches count
 		t.Errorf("count %d", c.AsInt64())
 	}

@@ -7,6 +7,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	"github.com/tracer-agent/tracer-agent/probes/sql"
 )
 
@@ -51,14 +52,14 @@ var captures = []struct {
 
 // replay feeds a capture as the client saw it; limit > 0 captures only
 // that many bytes of each syscall.
-func replay(recs []record, split splitter, limit int) *driver {
+func replay(recs []probetest.Record, split probetest.Splitter, limit int) *driver {
 	d := newDriver(sql.Options{})
 	for _, r := range recs {
 		dir := probe.Recv
-		if r.dir == '>' {
+		if r.Dir == '>' {
 			dir = probe.Send
 		}
-		for _, piece := range split(r.data) {
+		for _, piece := range split(r.Data) {
 			captured := -1
 			if limit > 0 {
 				captured = limit
@@ -66,28 +67,28 @@ func replay(recs []record, split splitter, limit int) *driver {
 			d.feed(dir, piece, captured, noCtx, noCtx)
 		}
 	}
-	d.close()
+	d.Close()
 	return d
 }
 
 func TestCaptures(t *testing.T) {
 	splits := []struct {
 		name  string
-		split splitter
-	}{{"whole", whole}, {"bytewise", bytewise}, {"random1", randomSplits(1)}, {"random7", randomSplits(7)}}
+		split probetest.Splitter
+	}{{"whole", probetest.Whole}, {"bytewise", probetest.Bytewise}, {"random1", probetest.Random(1)}, {"random7", probetest.Random(7)}}
 	for _, c := range captures {
-		recs := loadCapture(t, c.file)
+		recs := probetest.LoadCapture(t, c.file)
 		for _, s := range splits {
 			t.Run(c.file+"/"+s.name, func(t *testing.T) {
 				d := replay(recs, s.split, 0)
-				checkSpans(t, d.spans, c.spans, true)
+				checkSpans(t, d.Spans, c.spans, true)
 			})
 		}
 		// The kernel captures a bounded prefix of each syscall: names,
 		// namespaces and errors survive; row counts may not.
 		t.Run(c.file+"/truncated", func(t *testing.T) {
-			d := replay(recs, whole, 60)
-			checkSpans(t, d.spans, c.spans, false)
+			d := replay(recs, probetest.Whole, 60)
+			checkSpans(t, d.Spans, c.spans, false)
 		})
 	}
 }
@@ -106,8 +107,8 @@ func checkSpans(t *testing.T, got []probe.Span, spans []want, exact bool) {
 			t.Errorf("span %d: name %q, want %q", i, sp.Name, w.name)
 			continue
 		}
-		wantStr(t, sp, semconv.DBSystemNameKey, "mariadb")
-		wantStr(t, sp, semconv.DBNamespaceKey, w.ns)
+		probetest.WantStr(t, sp, semconv.DBSystemNameKey, "mariadb")
+		probetest.WantStr(t, sp, semconv.DBNamespaceKey, w.ns)
 		if sp.End.Before(sp.Start) {
 			t.Errorf("%s: End before Start", sp.Name)
 		}
@@ -115,7 +116,7 @@ func checkSpans(t *testing.T, got []probe.Span, spans []want, exact bool) {
 			t.Errorf("%s: Error %v, want code %q", sp.Name, sp.Error, w.errCode)
 		}
 		if w.errCode != "" {
-			wantStr(t, sp, semconv.DBResponseStatusCodeKey, w.errCode)
+			probetest.WantStr(t, sp, semconv.DBResponseStatusCodeKey, w.errCode)
 			if sp.StatusMessage == "" {
 				t.Errorf("%s: no status message", sp.Name)
 			}
@@ -124,14 +125,14 @@ func checkSpans(t *testing.T, got []probe.Span, spans []want, exact bool) {
 			continue
 		}
 		if w.text == "" {
-			wantAbsent(t, sp, semconv.DBQueryTextKey)
+			probetest.WantAbsent(t, sp, semconv.DBQueryTextKey)
 		} else {
-			wantStr(t, sp, semconv.DBQueryTextKey, w.text)
+			probetest.WantStr(t, sp, semconv.DBQueryTextKey, w.text)
 		}
 		if w.rows < 0 {
-			wantAbsent(t, sp, semconv.DBResponseReturnedRowsKey)
+			probetest.WantAbsent(t, sp, semconv.DBResponseReturnedRowsKey)
 		} else {
-			wantInt(t, sp, semconv.DBResponseReturnedRowsKey, w.rows)
+			probetest.WantInt(t, sp, semconv.DBResponseReturnedRowsKey, w.rows)
 		}
 	}
 }

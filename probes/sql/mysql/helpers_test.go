@@ -1,118 +1,34 @@
 package mysql
 
 import (
-	"encoding/binary"
-	"math/rand"
-	"net/netip"
-	"os"
-	"path/filepath"
-	"testing"
-	"time"
-
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	"github.com/tracer-agent/tracer-agent/probes/sql"
 )
 
-var (
-	t0         = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	clientConn = probe.Conn{
-		PID: 42, FD: 7, ID: 1,
-		Local:  netip.MustParseAddrPort("10.0.0.1:51000"),
-		Remote: netip.MustParseAddrPort("10.0.0.2:3306"),
-	}
-)
+var clientConn = probetest.Conn("10.0.0.1:51000", "10.0.0.2:3306")
 
-// record is one proxy read of a capture: '>' client→server, '<' back.
-type record struct {
-	dir  byte
-	data []byte
-}
+var noCtx trace.SpanContext
 
-func loadCapture(t testing.TB, name string) []record {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name+".bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var recs []record
-	for len(b) >= 5 {
-		n := int(binary.BigEndian.Uint32(b[1:5]))
-		if 5+n > len(b) {
-			t.Fatalf("%s: corrupt capture", name)
-		}
-		recs = append(recs, record{b[0], b[5 : 5+n]})
-		b = b[5+n:]
-	}
-	return recs
-}
-
-// driver feeds chunks with increasing timestamps and collects spans.
-type driver struct {
-	p     probe.Parser
-	now   time.Time
-	spans []probe.Span
-	tid   uint32
-}
+// driver is probetest.Driver on a MySQL parser of clientConn, with feeds
+// that return the chunk: tests compare spans with its TID and times.
+type driver struct{ *probetest.Driver }
 
 func newDriver(opts sql.Options) *driver {
-	return &driver{p: New(opts).NewParser(clientConn), now: t0}
+	return &driver{probetest.NewDriver(New(opts).NewParser(clientConn))}
 }
 
-// feed sends one syscall's bytes of which the kernel captured the first
-// captured (< 0: all). It returns the chunk.
+// feed is probetest.Driver.Feed returning the chunk fed.
 func (d *driver) feed(dir probe.Direction, b []byte, captured int, ctx, parent trace.SpanContext) probe.Chunk {
-	if captured > len(b) || captured < 0 {
-		captured = len(b)
-	}
-	// A scratch copy clobbered afterwards: the parser must not keep Data.
-	ring := append([]byte(nil), b[:captured]...)
-	d.tid++
-	c := probe.Chunk{Dir: dir, TID: d.tid, Start: d.now, End: d.now.Add(500 * time.Microsecond), Len: len(b), Data: ring, Ctx: ctx, Parent: parent}
-	d.now = d.now.Add(time.Millisecond)
-	d.spans = append(d.spans, d.p.Feed(c)...)
-	for i := range ring {
-		ring[i] = 'Z'
-	}
-	return c
+	d.Feed(dir, b, captured, ctx, parent)
+	return d.Last
 }
 
+// send feeds all of b without kernel ids.
 func (d *driver) send(dir probe.Direction, b []byte) probe.Chunk {
-	return d.feed(dir, b, -1, trace.SpanContext{}, trace.SpanContext{})
-}
-
-func (d *driver) close() time.Time {
-	at := d.now
-	d.spans = append(d.spans, d.p.Close(at)...)
-	return at
-}
-
-// splitter cuts one record into syscall-sized pieces.
-type splitter func(b []byte) [][]byte
-
-func whole(b []byte) [][]byte { return [][]byte{b} }
-
-func bytewise(b []byte) [][]byte {
-	out := make([][]byte, len(b))
-	for i := range b {
-		out[i] = b[i : i+1]
-	}
-	return out
-}
-
-func randomSplits(seed int64) splitter {
-	r := rand.New(rand.NewSource(seed))
-	return func(b []byte) [][]byte {
-		var out [][]byte
-		for len(b) > 0 {
-			n := 1 + r.Intn(min(len(b), 40))
-			out = append(out, b[:n])
-			b = b[n:]
-		}
-		return out
-	}
+	return d.feed(dir, b, -1, noCtx, noCtx)
 }
 
 // pkt frames payload as one packet with sequence id seq.
@@ -120,37 +36,3 @@ func pkt(seq byte, payload ...byte) []byte {
 	n := len(payload)
 	return append([]byte{byte(n), byte(n >> 8), byte(n >> 16), seq}, payload...)
 }
-
-func attr(sp probe.Span, k attribute.Key) (attribute.Value, bool) {
-	for _, kv := range sp.Attrs {
-		if kv.Key == k {
-			return kv.Value, true
-		}
-	}
-	return attribute.Value{}, false
-}
-
-func wantStr(t *testing.T, sp probe.Span, k attribute.Key, want string) {
-	t.Helper()
-	v, ok := attr(sp, k)
-	if !ok || v.Emit() != want {
-		t.Errorf("%s: %s = %q (present %v), want %q", sp.Name, k, v.Emit(), ok, want)
-	}
-}
-
-func wantInt(t *testing.T, sp probe.Span, k attribute.Key, want int64) {
-	t.Helper()
-	v, ok := attr(sp, k)
-	if !ok || v.AsInt64() != want {
-		t.Errorf("%s: %s = %v (present %v), want %d", sp.Name, k, v.Emit(), ok, want)
-	}
-}
-
-func wantAbsent(t *testing.T, sp probe.Span, k attribute.Key) {
-	t.Helper()
-	if v, ok := attr(sp, k); ok {
-		t.Errorf("%s: %s = %v, want absent", sp.Name, k, v.Emit())
-	}
-}
-
-var noCtx trace.SpanContext

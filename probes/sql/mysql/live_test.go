@@ -11,6 +11,7 @@ import (
 
 	"github.com/tracer-agent/tracer-agent/internal/testdb"
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	sqlprobe "github.com/tracer-agent/tracer-agent/probes/sql"
 )
 
@@ -58,20 +59,20 @@ func TestLiveMariaDB(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	d.close()
+	d.Close()
 	names := map[string]int{}
-	for _, sp := range d.spans {
+	for _, sp := range d.Spans {
 		names[sp.Name]++
-		wantStr(t, sp, semconv.DBSystemNameKey, "mariadb")
-		wantStr(t, sp, semconv.DBNamespaceKey, "test")
+		probetest.WantStr(t, sp, semconv.DBSystemNameKey, "mariadb")
+		probetest.WantStr(t, sp, semconv.DBNamespaceKey, "test")
 		if sp.Name == "SELECT nope" {
 			if !sp.Error {
 				t.Errorf("SELECT nope: no error")
 			}
-			wantStr(t, sp, semconv.DBResponseStatusCodeKey, "1146")
+			probetest.WantStr(t, sp, semconv.DBResponseStatusCodeKey, "1146")
 		}
 		if sp.Name == "SELECT kv" {
-			wantInt(t, sp, semconv.DBResponseReturnedRowsKey, 1)
+			probetest.WantInt(t, sp, semconv.DBResponseReturnedRowsKey, 1)
 		}
 	}
 	if names["CREATE kv"] != 1 || names["INSERT kv"] != 3 || names["SELECT kv"] != 1 || names["SELECT nope"] != 1 {

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	"github.com/tracer-agent/tracer-agent/probes/sql"
 )
 
@@ -16,12 +17,12 @@ import (
 // HandshakeResponse41, OK) so later packets run with real capabilities.
 func handshake(t *testing.T, d *driver, file string) {
 	t.Helper()
-	for _, r := range loadCapture(t, file)[:3] {
+	for _, r := range probetest.LoadCapture(t, file)[:3] {
 		dir := probe.Recv
-		if r.dir == '>' {
+		if r.Dir == '>' {
 			dir = probe.Send
 		}
-		d.send(dir, r.data)
+		d.send(dir, r.Data)
 	}
 }
 
@@ -38,7 +39,7 @@ var (
 )
 
 func TestDetect(t *testing.T) {
-	recs := loadCapture(t, "mariadb-cli")
+	recs := probetest.LoadCapture(t, "mariadb-cli")
 	chunk := func(dir probe.Direction, b []byte) *probe.Chunk {
 		return &probe.Chunk{Dir: dir, Len: len(b), Data: b}
 	}
@@ -47,17 +48,17 @@ func TestDetect(t *testing.T) {
 		t.Errorf("Name %q", pr.Name())
 	}
 	yes := []*probe.Chunk{
-		chunk(probe.Recv, recs[0].data),
-		chunk(probe.Send, recs[3].data), // COM_QUERY
+		chunk(probe.Recv, recs[0].Data),
+		chunk(probe.Send, recs[3].Data), // COM_QUERY
 		chunk(probe.Send, query(0, comQuery, "\n  select 1")),
 		chunk(probe.Send, query(0, comStmtPrepare, "INSERT INTO t VALUES (?)")),
 		{Dir: probe.Send, Len: 4 + 1 + 5000, Data: query(0, comQuery, "SELECT "+strings.Repeat("x", 5000-7))[:100]}, // truncated
 	}
 	no := []*probe.Chunk{
 		nil,
-		chunk(probe.Send, recs[0].data), // greeting written: we are the server
-		chunk(probe.Recv, recs[3].data),
-		chunk(probe.Recv, recs[0].data[:40]), // Len says 40: not the whole packet
+		chunk(probe.Send, recs[0].Data), // greeting written: we are the server
+		chunk(probe.Recv, recs[3].Data),
+		chunk(probe.Recv, recs[0].Data[:40]), // Len says 40: not the whole packet
 		chunk(probe.Send, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")),
 		chunk(probe.Send, []byte("POST /q HTTP/1.1\r\n\r\n")),
 		chunk(probe.Send, []byte("\x00\x00\x00\x08\x04\xd2\x16\x2f")),                                     // PostgreSQL SSLRequest
@@ -94,36 +95,36 @@ func TestTimingAndContext(t *testing.T) {
 	resp = append(resp, pkt(3, 2, '4', '2')...)
 	resp = append(resp, pkt(4, 0xfe, 0, 0, 0x02, 0, 0, 0)...)
 	d.send(probe.Recv, resp[:7])
-	if len(d.spans) != 0 {
+	if len(d.Spans) != 0 {
 		t.Fatal("span before the response ended")
 	}
 	last := d.send(probe.Recv, resp[7:])
-	if len(d.spans) != 1 {
-		t.Fatalf("%d spans", len(d.spans))
+	if len(d.Spans) != 1 {
+		t.Fatalf("%d spans", len(d.Spans))
 	}
-	sp := d.spans[0]
+	sp := d.Spans[0]
 	if sp.Name != "SELECT users" || !sp.Start.Equal(first.Start) || !sp.End.Equal(last.End) || sp.TID != first.TID {
 		t.Errorf("span %q %v..%v tid %d; want %v..%v tid %d", sp.Name, sp.Start, sp.End, sp.TID, first.Start, last.End, first.TID)
 	}
 	if !sp.SpanContext.Equal(testCtx) || !sp.Parent.Equal(testPrnt) || sp.Kind != trace.SpanKindClient || sp.PID != clientConn.PID {
 		t.Errorf("ids %v parent %v kind %v pid %d", sp.SpanContext, sp.Parent, sp.Kind, sp.PID)
 	}
-	wantStr(t, sp, semconv.DBQueryTextKey, "SELECT id FROM users WHERE id = ?")
-	wantInt(t, sp, semconv.DBResponseReturnedRowsKey, 1)
-	wantStr(t, sp, semconv.DBNamespaceKey, "test")
-	wantStr(t, sp, semconv.ServerAddressKey, "10.0.0.2")
+	probetest.WantStr(t, sp, semconv.DBQueryTextKey, "SELECT id FROM users WHERE id = ?")
+	probetest.WantInt(t, sp, semconv.DBResponseReturnedRowsKey, 1)
+	probetest.WantStr(t, sp, semconv.DBNamespaceKey, "test")
+	probetest.WantStr(t, sp, semconv.ServerAddressKey, "10.0.0.2")
 }
 
 func TestIncompleteOnClose(t *testing.T) {
 	d := newDriver(sql.Options{})
 	handshake(t, d, "pymysql")
 	d.send(probe.Send, query(0, comQuery, "UPDATE items SET price = 2"))
-	d.close()
-	if len(d.spans) != 1 || !d.spans[0].Error || d.spans[0].Name != "UPDATE items" {
-		t.Fatalf("spans %+v", d.spans)
+	d.Close()
+	if len(d.Spans) != 1 || !d.Spans[0].Error || d.Spans[0].Name != "UPDATE items" {
+		t.Fatalf("spans %+v", d.Spans)
 	}
-	wantStr(t, d.spans[0], semconv.ErrorTypeKey, "response_not_observed")
-	wantAbsent(t, d.spans[0], semconv.DBResponseReturnedRowsKey)
+	probetest.WantStr(t, d.Spans[0], semconv.ErrorTypeKey, "response_not_observed")
+	probetest.WantAbsent(t, d.Spans[0], semconv.DBResponseReturnedRowsKey)
 }
 
 func TestRawQueryText(t *testing.T) {
@@ -131,26 +132,26 @@ func TestRawQueryText(t *testing.T) {
 	handshake(t, d, "pymysql")
 	d.send(probe.Send, query(0, comQuery, "DELETE FROM items WHERE name = 'pen'"))
 	d.send(probe.Recv, pkt(1, okPkt...))
-	if len(d.spans) != 1 {
-		t.Fatalf("%d spans", len(d.spans))
+	if len(d.Spans) != 1 {
+		t.Fatalf("%d spans", len(d.Spans))
 	}
-	wantStr(t, d.spans[0], semconv.DBQueryTextKey, "DELETE FROM items WHERE name = 'pen'")
-	wantInt(t, d.spans[0], semconv.DBResponseReturnedRowsKey, 1)
+	probetest.WantStr(t, d.Spans[0], semconv.DBQueryTextKey, "DELETE FROM items WHERE name = 'pen'")
+	probetest.WantInt(t, d.Spans[0], semconv.DBResponseReturnedRowsKey, 1)
 }
 
 // TestSSLRequest: after an SSLRequest the bytes are TLS records.
 func TestSSLRequest(t *testing.T) {
 	d := newDriver(sql.Options{})
-	recs := loadCapture(t, "mariadb-cli")
-	d.send(probe.Recv, recs[0].data)
+	recs := probetest.LoadCapture(t, "mariadb-cli")
+	d.send(probe.Recv, recs[0].Data)
 	ssl := make([]byte, 32)
 	ssl[0], ssl[1], ssl[2] = 0x8c, 0xaa, 0xbf // ... | CLIENT_SSL | PROTOCOL_41
 	d.send(probe.Send, pkt(1, ssl...))
 	d.send(probe.Send, query(0, comQuery, "SELECT 1")) // would be a TLS record
 	d.send(probe.Recv, pkt(1, okPkt...))
-	d.close()
-	if len(d.spans) != 0 {
-		t.Fatalf("spans after TLS: %+v", d.spans)
+	d.Close()
+	if len(d.Spans) != 0 {
+		t.Fatalf("spans after TLS: %+v", d.Spans)
 	}
 }
 
@@ -172,13 +173,13 @@ func TestNoHandshake(t *testing.T) {
 	resp = append(resp, pkt(3, eofPkt...)...)
 	resp = append(resp, pkt(4, eofPkt...)...)
 	d.send(probe.Recv, resp)
-	if len(d.spans) != 2 {
-		t.Fatalf("%d spans", len(d.spans))
+	if len(d.Spans) != 2 {
+		t.Fatalf("%d spans", len(d.Spans))
 	}
-	wantStr(t, d.spans[0], semconv.DBSystemNameKey, "mysql")
-	wantAbsent(t, d.spans[0], semconv.DBNamespaceKey)
-	wantInt(t, d.spans[0], semconv.DBResponseReturnedRowsKey, 2)
-	wantInt(t, d.spans[1], semconv.DBResponseReturnedRowsKey, 0)
+	probetest.WantStr(t, d.Spans[0], semconv.DBSystemNameKey, "mysql")
+	probetest.WantAbsent(t, d.Spans[0], semconv.DBNamespaceKey)
+	probetest.WantInt(t, d.Spans[0], semconv.DBResponseReturnedRowsKey, 2)
+	probetest.WantInt(t, d.Spans[1], semconv.DBResponseReturnedRowsKey, 0)
 }
 
 // TestMultiPacket: a query of more than 16 MiB arrives as a 0xffffff
@@ -192,16 +193,16 @@ func TestMultiPacket(t *testing.T) {
 	body = append(body, bytes.Repeat([]byte("a"), 4000)...)
 	// First syscall: the whole 16 MiB packet, of which 4 KiB was captured.
 	first := append(append([]byte(nil), head...), body...)
-	c := probe.Chunk{Dir: probe.Send, TID: 9, Start: d.now, End: d.now, Len: 4 + maxPhysical, Data: first}
-	d.spans = append(d.spans, d.p.Feed(c)...)
+	c := probe.Chunk{Dir: probe.Send, TID: 9, Start: d.Now, End: d.Now, Len: 4 + maxPhysical, Data: first}
+	d.Spans = append(d.Spans, d.Parser.Feed(c)...)
 	tail := append([]byte{100, 0, 0, 1}, bytes.Repeat([]byte("b"), 98)...)
 	tail = append(tail, '\'', ')')
 	d.send(probe.Send, tail)
 	d.send(probe.Recv, pkt(1, okPkt...))
-	if len(d.spans) != 1 || d.spans[0].Name != "INSERT blobs" || d.spans[0].Error {
-		t.Fatalf("spans %+v", d.spans)
+	if len(d.Spans) != 1 || d.Spans[0].Name != "INSERT blobs" || d.Spans[0].Error {
+		t.Fatalf("spans %+v", d.Spans)
 	}
-	p := d.p.(*parser)
+	p := d.Parser.(*parser)
 	if cap(p.fr[probe.Send].cur.data) > maxKeep {
 		t.Errorf("kept %d bytes", cap(p.fr[probe.Send].cur.data))
 	}
@@ -214,10 +215,10 @@ func TestPreparedUnknown(t *testing.T) {
 	handshake(t, d, "go-mysql")
 	d.send(probe.Send, pkt(0, comStmtExecute, 7, 0, 0, 0, 0, 1, 0, 0, 0))
 	d.send(probe.Recv, pkt(1, okPkt...))
-	if len(d.spans) != 1 || d.spans[0].Name != "EXECUTE" {
-		t.Fatalf("spans %+v", d.spans)
+	if len(d.Spans) != 1 || d.Spans[0].Name != "EXECUTE" {
+		t.Fatalf("spans %+v", d.Spans)
 	}
-	wantStr(t, d.spans[0], semconv.DBOperationNameKey, "EXECUTE")
+	probetest.WantStr(t, d.Spans[0], semconv.DBOperationNameKey, "EXECUTE")
 }
 
 // TestPingAndClose: pings and statement closes make no spans and do not
@@ -230,8 +231,8 @@ func TestPingAndClose(t *testing.T) {
 	d.send(probe.Send, pkt(0, comStmtClose, 1, 0, 0, 0))
 	d.send(probe.Send, query(0, comQuery, "COMMIT"))
 	d.send(probe.Recv, pkt(1, okPkt...))
-	if len(d.spans) != 1 || d.spans[0].Name != "COMMIT" {
-		t.Fatalf("spans %+v", d.spans)
+	if len(d.Spans) != 1 || d.Spans[0].Name != "COMMIT" {
+		t.Fatalf("spans %+v", d.Spans)
 	}
 }
 
@@ -244,10 +245,10 @@ func TestLocalInfile(t *testing.T) {
 	d.send(probe.Send, pkt(2, []byte("1,pen\n2,ink\n")...))
 	d.send(probe.Send, pkt(3))
 	d.send(probe.Recv, pkt(4, 0x00, 0x02, 0x00, 0x02, 0x00, 0x00, 0x00))
-	if len(d.spans) != 1 || d.spans[0].Error {
-		t.Fatalf("spans %+v", d.spans)
+	if len(d.Spans) != 1 || d.Spans[0].Error {
+		t.Fatalf("spans %+v", d.Spans)
 	}
-	wantInt(t, d.spans[0], semconv.DBResponseReturnedRowsKey, 2)
+	probetest.WantInt(t, d.Spans[0], semconv.DBResponseReturnedRowsKey, 2)
 }
 
 // TestLostResponse: a response the kernel captured only a prefix of ends
@@ -264,12 +265,12 @@ func TestLostResponse(t *testing.T) {
 	last := d.feed(probe.Recv, resp, 50, noCtx, noCtx)
 	d.send(probe.Send, query(0, comQuery, "SELECT 1"))
 	d.send(probe.Recv, append(append(pkt(1, 1), pkt(2, colDef...)...), append(pkt(3, 1, '1'), pkt(4, 0xfe, 0, 0, 2, 0, 0, 0)...)...))
-	if len(d.spans) != 2 {
-		t.Fatalf("%d spans", len(d.spans))
+	if len(d.Spans) != 2 {
+		t.Fatalf("%d spans", len(d.Spans))
 	}
-	if d.spans[0].Name != "SELECT big" || !d.spans[0].End.Equal(last.End) || d.spans[0].Error {
-		t.Errorf("lost: %q end %v err %v", d.spans[0].Name, d.spans[0].End, d.spans[0].Error)
+	if d.Spans[0].Name != "SELECT big" || !d.Spans[0].End.Equal(last.End) || d.Spans[0].Error {
+		t.Errorf("lost: %q end %v err %v", d.Spans[0].Name, d.Spans[0].End, d.Spans[0].Error)
 	}
-	wantAbsent(t, d.spans[0], semconv.DBResponseReturnedRowsKey)
-	wantInt(t, d.spans[1], semconv.DBResponseReturnedRowsKey, 1)
+	probetest.WantAbsent(t, d.Spans[0], semconv.DBResponseReturnedRowsKey)
+	probetest.WantInt(t, d.Spans[1], semconv.DBResponseReturnedRowsKey, 1)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -70,20 +71,20 @@ var captures = []struct {
 }
 
 func TestCaptures(t *testing.T) {
-	splits := map[string]splitter{
-		"whole": whole, "bytes": bytewise, "random1": randomSplits(1), "random2": randomSplits(2), "random3": randomSplits(3),
+	splits := map[string]probetest.Splitter{
+		"whole": probetest.Whole, "bytes": probetest.Bytewise, "random1": probetest.Random(1), "random2": probetest.Random(2), "random3": probetest.Random(3),
 	}
 	for _, c := range captures {
-		recs := loadCapture(t, c.file)
+		recs := probetest.LoadCapture(t, c.file)
 		for sname, split := range splits {
 			t.Run(fmt.Sprintf("%s/%s", c.file, sname), func(t *testing.T) {
 				d := replay(recs, split, 0)
-				d.close()
-				if len(d.spans) != len(c.spans) {
-					for _, s := range d.spans {
+				d.Close()
+				if len(d.Spans) != len(c.spans) {
+					for _, s := range d.Spans {
 						t.Logf("%q", s.Name)
 					}
-					t.Fatalf("got %d spans, want %d", len(d.spans), len(c.spans))
+					t.Fatalf("got %d spans, want %d", len(d.Spans), len(c.spans))
 				}
 				for i, w := range c.spans {
 					checkSpan(t, d, i, w)
@@ -95,27 +96,27 @@ func TestCaptures(t *testing.T) {
 
 func checkSpan(t *testing.T, d *driver, i int, w want) {
 	t.Helper()
-	s := d.spans[i]
+	s := d.Spans[i]
 	if s.Name != w.name {
 		t.Errorf("span %d name %q want %q", i, s.Name, w.name)
 	}
 	if s.Kind != trace.SpanKindClient || s.PID != clientConn.PID {
 		t.Errorf("span %d kind %v pid %d", i, s.Kind, s.PID)
 	}
-	if v, _ := attr(s, semconv.DBSystemNameKey); v.AsString() != "postgresql" {
+	if v, _ := probetest.Attr(s, semconv.DBSystemNameKey); v.AsString() != "postgresql" {
 		t.Errorf("span %d db.system.name %q", i, v.AsString())
 	}
-	if v, _ := attr(s, semconv.DBNamespaceKey); v.AsString() != "shop" {
+	if v, _ := probetest.Attr(s, semconv.DBNamespaceKey); v.AsString() != "shop" {
 		t.Errorf("span %d db.namespace %q", i, v.AsString())
 	}
-	if v, _ := attr(s, semconv.DBQueryTextKey); v.AsString() != w.text {
+	if v, _ := probetest.Attr(s, semconv.DBQueryTextKey); v.AsString() != w.text {
 		t.Errorf("span %d db.query.text %q want %q", i, v.AsString(), w.text)
 	}
-	v, ok := attr(s, semconv.DBResponseReturnedRowsKey)
+	v, ok := probetest.Attr(s, semconv.DBResponseReturnedRowsKey)
 	if got := map[bool]int64{true: v.AsInt64(), false: -1}[ok]; got != w.rows {
 		t.Errorf("span %d rows %d want %d", i, got, w.rows)
 	}
-	code, _ := attr(s, semconv.DBResponseStatusCodeKey)
+	code, _ := probetest.Attr(s, semconv.DBResponseStatusCodeKey)
 	if code.AsString() != w.code || s.Error != (w.code != "") {
 		t.Errorf("span %d error %v code %q want %q (%s)", i, s.Error, code.AsString(), w.code, s.StatusMessage)
 	}
@@ -129,7 +130,7 @@ func checkSpan(t *testing.T, d *driver, i int, w want) {
 	if !d.recvs[s.End] || !s.End.After(s.Start) {
 		t.Errorf("span %d End %v is not a later read's end", i, s.End)
 	}
-	if v, _ := attr(s, semconv.ServerPortKey); v.AsInt64() != 5432 {
+	if v, _ := probetest.Attr(s, semconv.ServerPortKey); v.AsInt64() != 5432 {
 		t.Errorf("span %d server.port %d", i, v.AsInt64())
 	}
 }
@@ -140,15 +141,15 @@ func checkSpan(t *testing.T, d *driver, i int, w want) {
 // prefixes may lose calls but never invent out-of-order times or panic.
 func TestCapturesTruncated(t *testing.T) {
 	for _, c := range captures {
-		recs := loadCapture(t, c.file)
+		recs := probetest.LoadCapture(t, c.file)
 		for _, limit := range []int{1, 5, 16, 64, 128, 256, 512} {
 			t.Run(fmt.Sprintf("%s/%d", c.file, limit), func(t *testing.T) {
-				d := replay(recs, whole, limit)
-				d.close()
-				if len(d.spans) > len(c.spans)+1 {
-					t.Fatalf("got %d spans, want at most %d", len(d.spans), len(c.spans)+1)
+				d := replay(recs, probetest.Whole, limit)
+				d.Close()
+				if len(d.Spans) > len(c.spans)+1 {
+					t.Fatalf("got %d spans, want at most %d", len(d.Spans), len(c.spans)+1)
 				}
-				for _, s := range d.spans {
+				for _, s := range d.Spans {
 					if s.End.Before(s.Start) {
 						t.Errorf("span %q ends before it starts", s.Name)
 					}
@@ -158,7 +159,7 @@ func TestCapturesTruncated(t *testing.T) {
 						checkSpan(t, d, i, w)
 					}
 				}
-				t.Logf("limit %d: %d/%d spans", limit, len(d.spans), len(c.spans))
+				t.Logf("limit %d: %d/%d spans", limit, len(d.Spans), len(c.spans))
 			})
 		}
 	}
@@ -171,39 +172,39 @@ func TestCapturesTruncated(t *testing.T) {
 // but a call whose error was not seen may be reported as done.
 func TestCaptureRepliesTruncated(t *testing.T) {
 	for _, c := range captures {
-		recs := loadCapture(t, c.file)
+		recs := probetest.LoadCapture(t, c.file)
 		for _, limit := range []int{24, 64} {
 			t.Run(fmt.Sprintf("%s/%d", c.file, limit), func(t *testing.T) {
 				d := newDriver()
 				for _, r := range recs {
-					if r.dir == '>' {
-						d.feed(probe.Send, r.data, len(r.data))
+					if r.Dir == '>' {
+						d.feed(probe.Send, r.Data, len(r.Data))
 					} else {
-						d.feed(probe.Recv, r.data, limit)
+						d.feed(probe.Recv, r.Data, limit)
 					}
 				}
-				d.close()
+				d.Close()
 				names := map[string]bool{}
 				for _, w := range c.spans {
 					names[w.name] = true
 				}
-				for _, s := range d.spans {
+				for _, s := range d.Spans {
 					if !names[s.Name] || s.End.Before(s.Start) {
 						t.Errorf("unexpected span %q", s.Name)
 					}
 				}
 				if limit < 64 {
-					if n := len(d.spans); n < len(c.spans)-1 || n > len(c.spans)+1 {
+					if n := len(d.Spans); n < len(c.spans)-1 || n > len(c.spans)+1 {
 						t.Fatalf("got %d spans, want %d±1", n, len(c.spans))
 					}
 					return
 				}
-				if len(d.spans) != len(c.spans) {
-					t.Fatalf("got %d spans, want %d", len(d.spans), len(c.spans))
+				if len(d.Spans) != len(c.spans) {
+					t.Fatalf("got %d spans, want %d", len(d.Spans), len(c.spans))
 				}
 				for i, w := range c.spans {
-					if d.spans[i].Name != w.name {
-						t.Errorf("span %d %q want %q", i, d.spans[i].Name, w.name)
+					if d.Spans[i].Name != w.name {
+						t.Errorf("span %d %q want %q", i, d.Spans[i].Name, w.name)
 					}
 				}
 			})

@@ -1,138 +1,56 @@
 package postgres
 
 import (
-	"encoding/binary"
-	"math/rand"
-	"net/netip"
-	"os"
-	"path/filepath"
-	"testing"
 	"time"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	"github.com/tracer-agent/tracer-agent/probes/sql"
-	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
-var (
-	t0         = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	clientConn = probe.Conn{
-		PID: 42, FD: 7, ID: 1,
-		Local:  netip.MustParseAddrPort("10.0.0.1:51000"),
-		Remote: netip.MustParseAddrPort("10.0.0.2:5432"),
-	}
-)
+var clientConn = probetest.Conn("10.0.0.1:51000", "10.0.0.2:5432")
 
-// record is one proxy read of a capture: '>' client→server, '<' back.
-type record struct {
-	dir  byte
-	data []byte
-}
-
-func loadCapture(t testing.TB, name string) []record {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name+".bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, ok := decodeCapture(b)
-	if !ok {
-		t.Fatalf("%s: corrupt capture", name)
-	}
-	return recs
-}
-
-func decodeCapture(b []byte) ([]record, bool) {
-	var recs []record
-	for len(b) >= 5 {
-		n := int(binary.BigEndian.Uint32(b[1:5]))
-		if 5+n > len(b) {
-			return recs, false
-		}
-		recs = append(recs, record{b[0], b[5 : 5+n]})
-		b = b[5+n:]
-	}
-	return recs, len(b) == 0
-}
-
-// driver feeds chunks with increasing timestamps and collects spans.
+// driver is probetest.Driver on a PostgreSQL parser of clientConn that
+// also remembers every chunk, so span times and TIDs can be traced back to
+// the syscalls they came from.
 type driver struct {
-	p     probe.Parser
-	now   time.Time
-	spans []probe.Span
-	tid   uint32
+	*probetest.Driver
 	sends map[time.Time]uint32 // Start of each Send chunk → its TID
 	recvs map[time.Time]bool   // End of each Recv chunk
 }
 
-func newDriver() *driver {
-	return &driver{p: New(sql.Options{}).NewParser(clientConn), now: t0,
+func newDriver() *driver { return newDriverWith(sql.Options{}) }
+
+func newDriverWith(opts sql.Options) *driver {
+	d := &driver{Driver: probetest.NewDriver(New(opts).NewParser(clientConn)),
 		sends: map[time.Time]uint32{}, recvs: map[time.Time]bool{}}
+	d.Fill = 0xAA
+	d.Observe = func(c probe.Chunk) {
+		if c.Dir == probe.Send {
+			d.sends[c.Start] = c.TID
+		} else {
+			d.recvs[c.End] = true
+		}
+	}
+	return d
 }
 
 // feed sends one syscall's bytes of which the kernel captured the first
-// captured ones; it returns the chunk's start and end.
+// captured ones, without kernel ids; it returns the chunk's start and end.
 func (d *driver) feed(dir probe.Direction, b []byte, captured int) (time.Time, time.Time) {
-	if captured > len(b) || captured < 0 {
-		captured = len(b)
-	}
-	// A scratch copy clobbered afterwards: the parser must not keep Data.
-	ring := append([]byte(nil), b[:captured]...)
-	d.tid++
-	c := probe.Chunk{Dir: dir, TID: d.tid, Start: d.now, End: d.now.Add(500 * time.Microsecond), Len: len(b), Data: ring}
-	d.now = d.now.Add(time.Millisecond)
-	if dir == probe.Send {
-		d.sends[c.Start] = c.TID
-	} else {
-		d.recvs[c.End] = true
-	}
-	d.spans = append(d.spans, d.p.Feed(c)...)
-	for i := range ring {
-		ring[i] = 0xAA
-	}
-	return c.Start, c.End
-}
-
-func (d *driver) close() time.Time {
-	at := d.now
-	d.spans = append(d.spans, d.p.Close(at)...)
-	return at
-}
-
-type splitter func([]byte) [][]byte
-
-func whole(b []byte) [][]byte { return [][]byte{b} }
-
-func bytewise(b []byte) [][]byte {
-	out := make([][]byte, len(b))
-	for i := range b {
-		out[i] = b[i : i+1]
-	}
-	return out
-}
-
-func randomSplits(seed int64) splitter {
-	r := rand.New(rand.NewSource(seed))
-	return func(b []byte) [][]byte {
-		var out [][]byte
-		for len(b) > 0 {
-			n := 1 + r.Intn(min(len(b), 40))
-			out = append(out, b[:n])
-			b = b[n:]
-		}
-		return out
-	}
+	return d.Feed(dir, b, captured, trace.SpanContext{}, trace.SpanContext{})
 }
 
 // replay feeds a capture as the client process sees it.
-func replay(recs []record, split splitter, limit int) *driver {
+func replay(recs []probetest.Record, split probetest.Splitter, limit int) *driver {
 	d := newDriver()
 	for _, r := range recs {
 		dir := probe.Recv
-		if r.dir == '>' {
+		if r.Dir == '>' {
 			dir = probe.Send
 		}
-		for _, piece := range split(r.data) {
+		for _, piece := range split(r.Data) {
 			captured := len(piece)
 			if limit > 0 {
 				captured = min(captured, limit)
@@ -141,13 +59,4 @@ func replay(recs []record, split splitter, limit int) *driver {
 		}
 	}
 	return d
-}
-
-func attr(s probe.Span, key attribute.Key) (attribute.Value, bool) {
-	for _, kv := range s.Attrs {
-		if kv.Key == key {
-			return kv.Value, true
-		}
-	}
-	return attribute.Value{}, false
 }

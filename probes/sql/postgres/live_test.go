@@ -12,6 +12,7 @@ import (
 
 	"github.com/tracer-agent/tracer-agent/internal/testdb"
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	"github.com/tracer-agent/tracer-agent/probes/sql"
 )
 
@@ -113,7 +114,7 @@ func TestLivePgx(t *testing.T) {
 	defer x.mu.Unlock()
 	want := []string{"CREATE users", "INSERT users", "SELECT users", "SELECT users", "DELETE missing_table"}
 	if len(x.spans) != len(want) {
-		t.Fatalf("spans %q want %q", names(x.spans), want)
+		t.Fatalf("spans %q want %q", probetest.Names(x.spans), want)
 	}
 	for i, w := range want {
 		if x.spans[i].Name != w {

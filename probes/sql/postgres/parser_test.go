@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"github.com/tracer-agent/tracer-agent/probes/probe/probetest"
 	"github.com/tracer-agent/tracer-agent/probes/sql"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -17,19 +18,9 @@ func open(d *driver) {
 	d.feed(probe.Recv, cat(authOK(), ready()), -1)
 }
 
-func names(spans []probe.Span) []string {
-	var out []string
-	for _, s := range spans {
-		out = append(out, s.Name)
-	}
-	return out
-}
-
 func wantNames(t *testing.T, d *driver, want ...string) {
 	t.Helper()
-	if got := strings.Join(names(d.spans), "|"); got != strings.Join(want, "|") {
-		t.Fatalf("spans %q want %q", got, strings.Join(want, "|"))
-	}
+	probetest.WantNames(t, d.Spans, want...)
 }
 
 func str(s probe.Span, k string) string {
@@ -53,7 +44,7 @@ func TestSSLAcceptedStopsParsing(t *testing.T) {
 		// What follows is TLS/GSS: even bytes that look like queries are ignored.
 		d.feed(probe.Send, query("SELECT 1"), -1)
 		d.feed(probe.Recv, cat(cmd("SELECT 1"), ready()), -1)
-		d.close()
+		d.Close()
 		wantNames(t, d)
 	}
 }
@@ -69,7 +60,7 @@ func TestSSLRefusedThenStartup(t *testing.T) {
 	d.feed(probe.Send, query("SELECT * FROM t"), -1)
 	d.feed(probe.Recv, cat(rowDesc(), dataRow("x"), cmd("SELECT 1"), ready()), -1)
 	wantNames(t, d, "SELECT t")
-	if ns := str(d.spans[0], string(semconv.DBNamespaceKey)); ns != "alice" {
+	if ns := str(d.Spans[0], string(semconv.DBNamespaceKey)); ns != "alice" {
 		t.Fatalf("namespace %q", ns)
 	}
 }
@@ -125,10 +116,10 @@ func TestMidStreamSimpleQuery(t *testing.T) {
 	d.feed(probe.Send, query("UPDATE accounts SET x = 1"), -1)
 	d.feed(probe.Recv, cat(cmd("UPDATE 7"), ready()), -1)
 	wantNames(t, d, "UPDATE accounts")
-	if r := str(d.spans[0], string(semconv.DBResponseReturnedRowsKey)); r != "7" {
+	if r := str(d.Spans[0], string(semconv.DBResponseReturnedRowsKey)); r != "7" {
 		t.Fatalf("rows %s", r)
 	}
-	if ns := str(d.spans[0], string(semconv.DBNamespaceKey)); ns != "" {
+	if ns := str(d.Spans[0], string(semconv.DBNamespaceKey)); ns != "" {
 		t.Fatalf("namespace %q", ns)
 	}
 }
@@ -141,21 +132,21 @@ func TestPipelinedSyncs(t *testing.T) {
 	// replaced by each Parse, the named one persists.
 	d.feed(probe.Send, cat(parse("named", "SELECT * FROM a WHERE id = $1"), syncMsg()), -1)
 	d.feed(probe.Send, cat(parse("", "SELECT * FROM b"), bind("", ""), execute("", 0), syncMsg()), -1)
-	start3 := d.now
-	d.p.Feed(probe.Chunk{Dir: probe.Send, TID: 99, Start: start3, End: start3.Add(time.Microsecond), Ctx: ctx,
+	start3 := d.Now
+	d.Parser.Feed(probe.Chunk{Dir: probe.Send, TID: 99, Start: start3, End: start3.Add(time.Microsecond), Ctx: ctx,
 		Data: cat(parse("", "DELETE FROM c"), bind("", ""), execute("", 0), bind("p", "named"), execute("p", 0), syncMsg()),
 		Len:  len(cat(parse("", "DELETE FROM c"), bind("", ""), execute("", 0), bind("p", "named"), execute("p", 0), syncMsg()))})
-	d.now = d.now.Add(time.Millisecond)
+	d.Now = d.Now.Add(time.Millisecond)
 	d.feed(probe.Recv, cat(parseComplete(), ready(), parseComplete(), bindComplete(), dataRow("1"), dataRow("2"), cmd("SELECT 2"), ready()), -1)
 	wantNames(t, d, "SELECT b")
 	_, end := d.feed(probe.Recv, cat(parseComplete(), bindComplete(), cmd("DELETE 4"), bindComplete(), dataRow("x"), cmd("SELECT 1"), ready()), -1)
 	wantNames(t, d, "SELECT b", "DELETE c", "SELECT a")
 	for i, want := range []string{"2", "4", "1"} {
-		if r := str(d.spans[i], string(semconv.DBResponseReturnedRowsKey)); r != want {
+		if r := str(d.Spans[i], string(semconv.DBResponseReturnedRowsKey)); r != want {
 			t.Errorf("span %d rows %s want %s", i, r, want)
 		}
 	}
-	s := d.spans[2]
+	s := d.Spans[2]
 	if s.TID != 99 || s.Start != start3 || s.End != end || !s.SpanContext.Equal(ctx) {
 		t.Errorf("span %+v: want TID 99, Start %v, End %v, ctx %v", s, start3, end, ctx)
 	}
@@ -174,7 +165,7 @@ func TestPrepareOnlyNoSpan(t *testing.T) {
 	d.feed(probe.Recv, cat(parseComplete(), paramDesc(), rowDesc(), ready()), -1)
 	d.feed(probe.Send, cat(parse("s2", "INSERT INTO t VALUES ($1)"), describe('S', "s2"), syncMsg()), -1)
 	d.feed(probe.Recv, cat(parseComplete(), paramDesc(), noData(), ready()), -1)
-	d.close()
+	d.Close()
 	wantNames(t, d)
 }
 
@@ -190,10 +181,10 @@ func TestExtendedErrorSkipsToSync(t *testing.T) {
 	d.feed(probe.Send, cat(parse("", ""), bind("", ""), execute("", 0), syncMsg()), -1)
 	d.feed(probe.Recv, cat(parseComplete(), bindComplete(), emptyQuery(), ready()), -1)
 	wantNames(t, d, "postgresql", "SELECT y", "postgresql")
-	if c := str(d.spans[0], string(semconv.DBResponseStatusCodeKey)); c != "26000" || !d.spans[0].Error {
+	if c := str(d.Spans[0], string(semconv.DBResponseStatusCodeKey)); c != "26000" || !d.Spans[0].Error {
 		t.Errorf("error span: code %q", c)
 	}
-	if r := str(d.spans[1], string(semconv.DBResponseReturnedRowsKey)); r != "2" {
+	if r := str(d.Spans[1], string(semconv.DBResponseReturnedRowsKey)); r != "2" {
 		t.Errorf("suspended portal rows %q", r)
 	}
 }
@@ -203,14 +194,14 @@ func TestIncompleteOnClose(t *testing.T) {
 	open(d)
 	d.feed(probe.Send, query("SELECT pg_sleep(100)"), -1)
 	d.feed(probe.Send, cat(parse("", "SELECT 1"), bind("", ""), execute("", 0), syncMsg()), -1)
-	at := d.close()
+	at := d.Close()
 	wantNames(t, d, "SELECT", "SELECT")
-	for _, s := range d.spans {
+	for _, s := range d.Spans {
 		if !s.Error || s.End != at || str(s, string(semconv.ErrorTypeKey)) != "response_not_observed" {
 			t.Errorf("span %+v not incomplete", s)
 		}
 	}
-	if sp := d.p.Feed(probe.Chunk{Dir: probe.Send, Data: query("SELECT 1"), Len: 14}); len(sp) != 0 {
+	if sp := d.Parser.Feed(probe.Chunk{Dir: probe.Send, Data: query("SELECT 1"), Len: 14}); len(sp) != 0 {
 		t.Error("spans after Close")
 	}
 }
@@ -228,12 +219,11 @@ func TestDiscardAll(t *testing.T) {
 }
 
 func TestRawQueryText(t *testing.T) {
-	d := &driver{p: New(sql.Options{RawQueryText: true}).NewParser(clientConn), now: t0,
-		sends: map[time.Time]uint32{}, recvs: map[time.Time]bool{}}
+	d := newDriverWith(sql.Options{RawQueryText: true})
 	open(d)
 	d.feed(probe.Send, query("SELECT * FROM t WHERE name = 'bob'"), -1)
 	d.feed(probe.Recv, cat(cmd("SELECT 0"), ready()), -1)
-	if q := str(d.spans[0], string(semconv.DBQueryTextKey)); q != "SELECT * FROM t WHERE name = 'bob'" {
+	if q := str(d.Spans[0], string(semconv.DBQueryTextKey)); q != "SELECT * FROM t WHERE name = 'bob'" {
 		t.Fatal(q)
 	}
 }
@@ -247,7 +237,7 @@ func TestHugeQueryTruncated(t *testing.T) {
 	d.feed(probe.Send, big, 8192)
 	d.feed(probe.Recv, cat(cmd("INSERT 0 20001"), ready()), -1)
 	wantNames(t, d, "INSERT logs")
-	if q := str(d.spans[0], string(semconv.DBQueryTextKey)); !strings.HasPrefix(q, "INSERT INTO logs VALUES (?, ?), ") || len(q) > 2100 {
+	if q := str(d.Spans[0], string(semconv.DBQueryTextKey)); !strings.HasPrefix(q, "INSERT INTO logs VALUES (?, ?), ") || len(q) > 2100 {
 		t.Errorf("text %q", q)
 	}
 	// The same query split into many writes, each captured whole: the kept
@@ -284,8 +274,8 @@ func TestHugeResultTruncated(t *testing.T) {
 	d.feed(probe.Send, query("SELECT * FROM small"), -1)
 	d.feed(probe.Recv, cat(rowDesc(), dataRow("a"), cmd("SELECT 1"), ready()), -1)
 	wantNames(t, d, "SELECT big", "SELECT small")
-	if d.spans[0].End != end1 {
-		t.Errorf("big End %v want %v", d.spans[0].End, end1)
+	if d.Spans[0].End != end1 {
+		t.Errorf("big End %v want %v", d.Spans[0].End, end1)
 	}
 
 	// Reads of 64 KiB, each captured 8 KiB; the last ends with ReadyForQuery.
@@ -303,8 +293,8 @@ func TestHugeResultTruncated(t *testing.T) {
 	d.feed(probe.Send, query("SELECT * FROM small"), -1)
 	d.feed(probe.Recv, cat(rowDesc(), dataRow("a"), cmd("SELECT 1"), ready()), -1)
 	wantNames(t, d, "SELECT big", "SELECT small")
-	if d.spans[0].End != end {
-		t.Errorf("End %v want %v", d.spans[0].End, end)
+	if d.Spans[0].End != end {
+		t.Errorf("End %v want %v", d.Spans[0].End, end)
 	}
 
 	// Reads of 110000 bytes: the last is captured whole and ends the reply.
@@ -317,8 +307,8 @@ func TestHugeResultTruncated(t *testing.T) {
 		b = b[n:]
 	}
 	wantNames(t, d, "SELECT big")
-	if d.spans[0].End != end {
-		t.Errorf("End %v want %v", d.spans[0].End, end)
+	if d.Spans[0].End != end {
+		t.Errorf("End %v want %v", d.Spans[0].End, end)
 	}
 }
 
@@ -330,7 +320,7 @@ func TestCopyExtended(t *testing.T) {
 	d.feed(probe.Send, cat(msg('d', []byte("1\n2\n")), msg('c')), -1)
 	d.feed(probe.Recv, cat(cmd("COPY 2"), ready()), -1)
 	wantNames(t, d, "COPY t")
-	if r := str(d.spans[0], string(semconv.DBResponseReturnedRowsKey)); r != "2" {
+	if r := str(d.Spans[0], string(semconv.DBResponseReturnedRowsKey)); r != "2" {
 		t.Errorf("rows %s", r)
 	}
 }
