@@ -245,7 +245,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
-	if (bpf_ringbuf_output(&events, ev, size, 0))
+	if (bpf_ringbuf_output(&events, ev, size, data_wakeup_flags()))
 		count(CNT_DATA_DROPS);
 	else
 		count(CNT_DATA_EVENTS);

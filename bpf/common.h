@@ -141,6 +141,18 @@ struct {
 	__uint(max_entries, 256 << 10);
 } ctl_events SEC(".maps");
 
+/* Data events wake the agent only once WAKEUP_BYTES are waiting (it also
+ * polls every few milliseconds): a wakeup per event would cost the traced
+ * process, which pays for it inside its syscall, and the agent a syscall
+ * per event. */
+#define WAKEUP_BYTES (64 << 10)
+
+static __always_inline __u64 data_wakeup_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+									      : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);

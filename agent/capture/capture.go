@@ -24,6 +24,10 @@ import (
 	"github.com/tracer-agent/tracer-agent/probes/probe"
 )
 
+// pollEvery bounds how long an event waits in the ring when the kernel did
+// not wake the reader (bpf/common.h data_wakeup_flags).
+const pollEvery = 10 * time.Millisecond
+
 // MaxCaptureBytes is the kernel's compile-time bound on captured payload.
 const MaxCaptureBytes = 8192
 
@@ -291,9 +295,15 @@ func (c *Capture) read(r *ringbuf.Reader, fn func(*Event)) error {
 		ev  Event
 	)
 	for {
+		// The kernel wakes the data ring's reader only when much is waiting:
+		// a short deadline picks up the rest.
+		r.SetDeadline(time.Now().Add(pollEvery))
 		if err := r.ReadInto(&rec); err != nil {
 			if errors.Is(err, os.ErrClosed) {
 				return nil
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
 			}
 			return fmt.Errorf("read ring: %w", err)
 		}
