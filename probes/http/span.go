@@ -139,10 +139,23 @@ func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
 // appendServerAddr adds server.address/port from the authority (default
 // port 80 for http) or, without one, from the socket address.
 func appendServerAddr(attrs []attribute.KeyValue, authority string, sock netip.AddrPort) []attribute.KeyValue {
+	return AppendServerAddr(attrs, authority, "http", sock)
+}
+
+// AppendServerAddr adds server.address/server.port from an HTTP authority
+// (Host or :authority; userinfo dropped, port defaulting by scheme) or,
+// without one, from the socket address. Shared with probes/http2.
+func AppendServerAddr(attrs []attribute.KeyValue, authority, scheme string, sock netip.AddrPort) []attribute.KeyValue {
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		authority = authority[i+1:]
+	}
 	if authority != "" {
 		host, port, ok := splitHostPort(authority)
 		if !ok {
 			port = 80
+			if scheme == "https" {
+				port = 443
+			}
 		}
 		if host != "" {
 			return append(attrs, semconv.ServerAddressKey.String(host), semconv.ServerPortKey.Int(port))
@@ -276,8 +289,13 @@ func redactURL(u string) string {
 	return base + "?" + redactQuery(q)
 }
 
-// withTraceState attaches a request's tracestate to its (kernel-parsed) parent.
 func withTraceState(parent trace.SpanContext, tracestate string) trace.SpanContext {
+	return WithTraceState(parent, tracestate)
+}
+
+// WithTraceState attaches a request's tracestate to its (kernel-parsed)
+// parent. Shared with probes/http2.
+func WithTraceState(parent trace.SpanContext, tracestate string) trace.SpanContext {
 	if !parent.IsValid() || tracestate == "" {
 		return parent
 	}

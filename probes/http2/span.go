@@ -1,7 +1,6 @@
 package http2
 
 import (
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +57,7 @@ func buildSpan(conn probe.Conn, st *stream, end time.Time) probe.Span {
 	if st.kind == trace.SpanKindServer {
 		server = conn.Local
 	}
-	attrs = appendServerAddr(attrs, st.req.authority, st.req.scheme, server)
+	attrs = httpprobe.AppendServerAddr(attrs, st.req.authority, st.req.scheme, server)
 	peer := conn.Remote
 	if st.kind == trace.SpanKindServer && peer.IsValid() {
 		attrs = append(attrs,
@@ -221,7 +220,7 @@ func setContext(sp *probe.Span, st *stream) {
 	h := &st.req
 	if st.kind == trace.SpanKindServer {
 		if st.from.ctx.IsValid() {
-			sp.SpanContext, sp.Parent = st.from.ctx, withTraceState(st.from.parent, h.tracestate)
+			sp.SpanContext, sp.Parent = st.from.ctx, httpprobe.WithTraceState(st.from.parent, h.tracestate)
 		} else if h.traceparent != "" {
 			sp.Parent = probe.ParseTraceparent(h.traceparent, h.tracestate)
 		}
@@ -237,63 +236,6 @@ func setContext(sp *probe.Span, st *stream) {
 			sp.Parent = trace.SpanContext{}
 		}
 	}
-}
-
-func withTraceState(parent trace.SpanContext, tracestate string) trace.SpanContext {
-	if !parent.IsValid() || tracestate == "" {
-		return parent
-	}
-	if ts, err := trace.ParseTraceState(tracestate); err == nil {
-		return parent.WithTraceState(ts)
-	}
-	return parent
-}
-
-// appendServerAddr adds server.address/port from :authority (default port
-// by scheme) or, without one, from the socket address.
-func appendServerAddr(attrs []attribute.KeyValue, authority, scheme string, sock netip.AddrPort) []attribute.KeyValue {
-	if authority != "" {
-		if i := strings.LastIndexByte(authority, '@'); i >= 0 {
-			authority = authority[i+1:] // userinfo is deprecated in :authority
-		}
-		host, port := splitHostPort(authority)
-		if port == 0 {
-			port = 80
-			if scheme == "https" {
-				port = 443
-			}
-		}
-		if host != "" {
-			return append(attrs, semconv.ServerAddressKey.String(host), semconv.ServerPortKey.Int(port))
-		}
-	}
-	if sock.IsValid() {
-		attrs = append(attrs,
-			semconv.ServerAddressKey.String(sock.Addr().Unmap().String()),
-			semconv.ServerPortKey.Int(int(sock.Port())))
-	}
-	return attrs
-}
-
-// splitHostPort splits "host", "host:port", "[v6]" or "[v6]:port"; port 0
-// when absent or invalid.
-func splitHostPort(s string) (string, int) {
-	host, portStr := s, ""
-	if strings.HasPrefix(s, "[") {
-		i := strings.IndexByte(s, ']')
-		if i < 0 {
-			return s, 0
-		}
-		host = s[1:i]
-		portStr = strings.TrimPrefix(s[i+1:], ":")
-	} else if i := strings.LastIndexByte(s, ':'); i >= 0 && strings.Count(s, ":") == 1 {
-		host, portStr = s[:i], s[i+1:]
-	}
-	p, err := strconv.Atoi(portStr)
-	if err != nil || p <= 0 || p > 65535 {
-		return host, 0
-	}
-	return host, p
 }
 
 // sensitiveParams are the query keys semconv says to redact in url.query
