@@ -52,7 +52,7 @@ func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
 		attrs = append(attrs, semconv.URLPathKey.String(t.path))
 	}
 	if t.query != "" {
-		attrs = append(attrs, semconv.URLQueryKey.String(redactQuery(t.query)))
+		attrs = append(attrs, semconv.URLQueryKey.String(RedactQuery(t.query)))
 	}
 	if h.version != "" {
 		attrs = append(attrs, semconv.NetworkProtocolVersionKey.String(h.version))
@@ -78,7 +78,7 @@ func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
 	}
 	peer := conn.Remote
 	if r.kind == trace.SpanKindServer {
-		attrs = appendServerAddr(attrs, authority, conn.Local)
+		attrs = AppendServerAddr(attrs, authority, "http", conn.Local)
 		if route != "" {
 			attrs = append(attrs, semconv.HTTPRouteKey.String(route))
 		}
@@ -90,12 +90,12 @@ func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
 		if r.from.ctx.IsValid() {
 			// The kernel parsed the same header (or started the trace) and
 			// propagates these ids downstream: they win.
-			sp.SpanContext, sp.Parent = r.from.ctx, withTraceState(r.from.parent, h.tracestate)
+			sp.SpanContext, sp.Parent = r.from.ctx, WithTraceState(r.from.parent, h.tracestate)
 		} else if h.traceparent != "" {
 			sp.Parent = probe.ParseTraceparent(h.traceparent, h.tracestate)
 		}
 	} else {
-		attrs = appendServerAddr(attrs, authority, conn.Remote)
+		attrs = AppendServerAddr(attrs, authority, "http", conn.Remote)
 		if full := urlFull(t, authority, conn.Remote); full != "" {
 			attrs = append(attrs, semconv.URLFullKey.String(full))
 		}
@@ -134,12 +134,6 @@ func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
 	}
 	sp.Attrs = attrs
 	return sp
-}
-
-// appendServerAddr adds server.address/port from the authority (default
-// port 80 for http) or, without one, from the socket address.
-func appendServerAddr(attrs []attribute.KeyValue, authority string, sock netip.AddrPort) []attribute.KeyValue {
-	return AppendServerAddr(attrs, authority, "http", sock)
 }
 
 // AppendServerAddr adds server.address/server.port from an HTTP authority
@@ -226,7 +220,7 @@ func urlFull(t target, authority string, remote netip.AddrPort) string {
 	}
 	u := "http://" + authority + t.path
 	if t.query != "" {
-		u += "?" + redactQuery(t.query)
+		u += "?" + RedactQuery(t.query)
 	}
 	return u
 }
@@ -260,7 +254,9 @@ func splitHostPort(s string) (string, int, bool) {
 // and url.full.
 var sensitiveParams = []string{"AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"}
 
-func redactQuery(q string) string {
+// RedactQuery replaces the values of sensitiveParams in a query string.
+// Shared with probes/http2.
+func RedactQuery(q string) string {
 	parts := strings.Split(q, "&")
 	changed := false
 	for i, kv := range parts {
@@ -286,11 +282,7 @@ func redactURL(u string) string {
 	if !ok {
 		return u
 	}
-	return base + "?" + redactQuery(q)
-}
-
-func withTraceState(parent trace.SpanContext, tracestate string) trace.SpanContext {
-	return WithTraceState(parent, tracestate)
+	return base + "?" + RedactQuery(q)
 }
 
 // WithTraceState attaches a request's tracestate to its (kernel-parsed)

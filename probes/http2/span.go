@@ -115,7 +115,7 @@ func httpAttrs(sp *probe.Span, st *stream, attrs []attribute.KeyValue) []attribu
 	if route != "" {
 		attrs = append(attrs, semconv.URLPathKey.String(path))
 		if query != "" {
-			attrs = append(attrs, semconv.URLQueryKey.String(redactQuery(query)))
+			attrs = append(attrs, semconv.URLQueryKey.String(httpprobe.RedactQuery(query)))
 		}
 	}
 	attrs = append(attrs, semconv.NetworkProtocolVersionKey.String("2"))
@@ -139,7 +139,7 @@ func httpAttrs(sp *probe.Span, st *stream, attrs []attribute.KeyValue) []attribu
 			if h.authority != "" {
 				u := scheme + "://" + h.authority + path
 				if query != "" {
-					u += "?" + redactQuery(query)
+					u += "?" + httpprobe.RedactQuery(query)
 				}
 				attrs = append(attrs, semconv.URLFullKey.String(u))
 			}
@@ -236,21 +236,4 @@ func setContext(sp *probe.Span, st *stream) {
 			sp.Parent = trace.SpanContext{}
 		}
 	}
-}
-
-// sensitiveParams are the query keys semconv says to redact in url.query
-// and url.full.
-var sensitiveParams = []string{"AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"}
-
-func redactQuery(q string) string {
-	parts := strings.Split(q, "&")
-	for i, kv := range parts {
-		k, _, hasVal := strings.Cut(kv, "=")
-		for _, s := range sensitiveParams {
-			if hasVal && k == s {
-				parts[i] = k + "=REDACTED"
-			}
-		}
-	}
-	return strings.Join(parts, "&")
 }
