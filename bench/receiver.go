@@ -1,19 +1,16 @@
 package main
 
 import (
-	"compress/gzip"
-	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
 
-	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"google.golang.org/protobuf/proto"
+	"github.com/tracer-agent/tracer-agent/internal/otlptest"
 )
 
 // receiver is a minimal OTLP/HTTP trace endpoint that only counts spans:
-// the bench measures the agent, so the receiver must stay cheap and must
-// not depend on the testing package.
+// the bench measures the agent, so the receiver stays cheap (it decodes
+// with otlptest.ReadExport but keeps no spans).
 type receiver struct {
 	srv   *http.Server
 	url   string
@@ -32,27 +29,9 @@ func startReceiver() (*receiver, error) {
 }
 
 func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
-	if req.URL.Path != "/v1/traces" || req.Method != http.MethodPost {
-		http.Error(w, "not found", http.StatusNotFound)
-		return
-	}
-	var body io.Reader = req.Body
-	if req.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(req.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		body = zr
-	}
-	raw, err := io.ReadAll(body)
+	msg, code, err := otlptest.ReadExport(req)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	var msg collectortrace.ExportTraceServiceRequest
-	if err := proto.Unmarshal(raw, &msg); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		http.Error(w, err.Error(), code)
 		return
 	}
 	n := 0
@@ -62,9 +41,7 @@ func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	r.spans.Add(int64(n))
-	out, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	_, _ = w.Write(out)
+	otlptest.WriteExportResponse(w)
 }
 
 // env is what the agent needs to export here.

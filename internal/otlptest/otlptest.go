@@ -4,9 +4,9 @@
 package otlptest
 
 import (
-	"bytes"
 	"compress/gzip"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -85,37 +85,50 @@ func (r *Receiver) Env() []string {
 }
 
 func (r *Receiver) handle(w http.ResponseWriter, req *http.Request) {
-	if req.URL.Path != "/v1/traces" || req.Method != http.MethodPost {
-		http.Error(w, "not found", http.StatusNotFound)
+	msg, code, err := ReadExport(req)
+	if err != nil {
+		http.Error(w, err.Error(), code)
 		return
+	}
+	spans := flatten(msg)
+	r.mu.Lock()
+	r.spans = append(r.spans, spans...)
+	r.requests++
+	r.mu.Unlock()
+	WriteExportResponse(w)
+}
+
+// ReadExport decodes an OTLP/HTTP protobuf trace export request (gzip or
+// not); on error it also returns the HTTP status to answer with. Shared
+// with the bench's span-counting receiver.
+func ReadExport(req *http.Request) (*collectortrace.ExportTraceServiceRequest, int, error) {
+	if req.URL.Path != "/v1/traces" || req.Method != http.MethodPost {
+		return nil, http.StatusNotFound, errors.New("not found")
 	}
 	var body io.Reader = req.Body
 	if req.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(req.Body)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
+			return nil, http.StatusBadRequest, err
 		}
 		body = zr
 	}
 	raw, err := io.ReadAll(body)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return nil, http.StatusBadRequest, err
 	}
 	var msg collectortrace.ExportTraceServiceRequest
 	if err := proto.Unmarshal(raw, &msg); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return nil, http.StatusBadRequest, err
 	}
-	spans := flatten(&msg)
-	r.mu.Lock()
-	r.spans = append(r.spans, spans...)
-	r.requests++
-	r.mu.Unlock()
+	return &msg, http.StatusOK, nil
+}
+
+// WriteExportResponse answers an export request with success.
+func WriteExportResponse(w http.ResponseWriter) {
 	out, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
 	w.Header().Set("Content-Type", "application/x-protobuf")
-	_, _ = io.Copy(w, bytes.NewReader(out))
+	_, _ = w.Write(out)
 }
 
 func flatten(msg *collectortrace.ExportTraceServiceRequest) []Span {
