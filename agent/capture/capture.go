@@ -272,37 +272,41 @@ func (c *Capture) Counters() (Counters, error) {
 // events (from one goroutine, in ring order) and onCtl for process events
 // (from another goroutine).
 func (c *Capture) Run(ctx context.Context, onData, onCtl func(*Event)) error {
-	go func() {
-		<-ctx.Done()
-		c.data.Close()
-		c.ctl.Close()
-	}()
 	errc := make(chan error, 2)
-	go func() { errc <- c.read(c.ctl, onCtl) }()
-	err := c.read(c.data, onData)
+	go func() { errc <- c.read(ctx, c.ctl, onCtl) }()
+	err := c.read(ctx, c.data, onData)
 	if err2 := <-errc; err == nil {
 		err = err2
-	}
-	if ctx.Err() != nil {
-		return nil
 	}
 	return err
 }
 
-func (c *Capture) read(r *ringbuf.Reader, fn func(*Event)) error {
+// read hands records to fn until ctx is done, then drains what the ring
+// still holds (the kernel does not wake the reader for every event, so
+// some are always waiting) and returns.
+func (c *Capture) read(ctx context.Context, r *ringbuf.Reader, fn func(*Event)) error {
 	var (
 		rec ringbuf.Record
 		ev  Event
 	)
 	for {
+		draining := ctx.Err() != nil
 		// The kernel wakes the data ring's reader only when much is waiting:
-		// a short deadline picks up the rest.
-		r.SetDeadline(time.Now().Add(pollEvery))
+		// a short deadline picks up the rest. Draining, an expired deadline
+		// returns the records left, then ErrDeadlineExceeded.
+		deadline := time.Now().Add(pollEvery)
+		if draining {
+			deadline = time.Now()
+		}
+		r.SetDeadline(deadline)
 		if err := r.ReadInto(&rec); err != nil {
-			if errors.Is(err, os.ErrClosed) {
+			switch {
+			case errors.Is(err, os.ErrClosed):
 				return nil
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				if draining {
+					return nil
+				}
 				continue
 			}
 			return fmt.Errorf("read ring: %w", err)
