@@ -77,6 +77,30 @@ struct sys_exit_ctx {
 	__s64 ret;
 };
 
+/* The first buffer a send passes (address, length); 0 if unreadable. */
+static __always_inline int send_first_buf(struct io_args *a, __u64 count_arg, __u64 *base, __u64 *len)
+{
+	*base = a->ptr;
+	*len = count_arg;
+	if (a->kind == IO_BUF)
+		return 1;
+	__u64 iovp = a->ptr;
+	if (a->kind == IO_MSG) {
+		struct user_msghdr_min m = {};
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)a->ptr) || m.iovlen < 1)
+			return 0;
+		iovp = m.iov;
+	} else if (a->iovcnt < 1) {
+		return 0;
+	}
+	struct user_iovec iov = {};
+	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)iovp))
+		return 0;
+	*base = iov.base;
+	*len = iov.len;
+	return 1;
+}
+
 /* A write by a thread that serves a request: when it starts a request, it
  * is a client call of that request (context, maybe a traceparent plan). */
 static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
@@ -86,28 +110,15 @@ static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
 	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
 	if (!cur && (a->state & TRACE_GO))
 		cur = go_client_ctx(&k); /* net/http writes from its writeLoop goroutine */
+	__u64 base, len;
+	if (kafka_inject_enabled && send_first_buf(a, count_arg, &base, &len) &&
+	    kafka_plan_send(a->fd, base, len, cur, &a->ctx))
+		return; /* a Kafka Produce: its PRODUCER span, served or not */
 	if (!ctx_usable(cur))
 		return; /* the common case: not serving anything */
 	struct sock *sk = tcp_sock_of_fd(a->fd);
-	if (!sk)
+	if (!sk || !send_first_buf(a, count_arg, &base, &len))
 		return;
-	__u64 base = a->ptr, len = count_arg;
-	if (a->kind != IO_BUF) {
-		__u64 iovp = a->ptr;
-		if (a->kind == IO_MSG) {
-			struct user_msghdr_min m = {};
-			if (bpf_probe_read_user(&m, sizeof(m), (void *)a->ptr) || m.iovlen < 1)
-				return;
-			iovp = m.iov;
-		} else if (a->iovcnt < 1) {
-			return;
-		}
-		struct user_iovec iov = {};
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)iovp))
-			return;
-		base = iov.base;
-		len = iov.len;
-	}
 	__u32 zero = 0;
 	struct data_event *ev = bpf_map_lookup_elem(&scratch, &zero);
 	if (!ev)
@@ -184,6 +195,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 				a.ctx.ctx_flags |= CTXF_INJECTED;
 			bpf_map_delete_elem(&inject_plans, &id);
 		}
+		kafka_plan_finish(id, &a.ctx);
 	}
 
 	__s64 ret = ctx->ret;

@@ -78,6 +78,58 @@ type CaptureIoArgs struct {
 	_       [5]byte
 }
 
+type CaptureKafkaPlan struct {
+	_          structs.HostLayout
+	LocalPort  uint32
+	RemotePort uint32
+	Done       uint32
+	TraceId    [16]uint8
+	SpanId     [8]uint8
+	TraceFlags uint8
+	Pad        [7]uint8
+}
+
+type CaptureKiScratch struct {
+	_     structs.HostLayout
+	Src   [8192]uint8
+	Dst   [16384]uint8
+	Hdr   [72]uint8
+	Edits [128]struct {
+		_    structs.HostLayout
+		Off  uint32
+		Oldw uint32
+		Kind uint32
+		Val  uint32
+	}
+	CrcAt     [8]uint32
+	CrcLen    [8]uint32
+	Val       uint64
+	Slen      uint32
+	Pos       uint32
+	State     uint32
+	Flex      uint32
+	Nedits    uint32
+	Nbatches  uint32
+	Nrecords  uint32
+	PartsLeft uint32
+	RecsLeft  uint32
+	HdrsLeft  uint32
+	RecEnd    uint32
+	BatchEnd  uint32
+	RecordEnd uint32
+	E_part    uint32
+	E_batch   uint32
+	E_crc     uint32
+	E_len     uint32
+	PartGrow  uint32
+	BatchGrow uint32
+	TotalGrow uint32
+	Cur       uint32
+	Dpos      uint32
+	Ncrc      uint32
+	Bad       uint32
+}
+
 type CapturePconnKey struct {
 	_   structs.HostLayout
 	Pid uint32
@@ -123,6 +175,9 @@ const (
 	CaptureMapEvents              = "events"
 	CaptureMapGoWriter            = "go_writer"
 	CaptureMapInjectPlans         = "inject_plans"
+	CaptureMapKafkaCounters       = "kafka_counters"
+	CaptureMapKafkaPlans          = "kafka_plans"
+	CaptureMapKiScratchMap        = "ki_scratch_map"
 	CaptureMapListenFds           = "listen_fds"
 	CaptureMapLoneByte            = "lone_byte"
 	CaptureMapPconnCtx            = "pconn_ctx"
@@ -158,6 +213,7 @@ const (
 	CaptureProgTrackClientSockets = "track_client_sockets"
 	CaptureVarCaptureSize         = "capture_size"
 	CaptureVarInjectEnabled       = "inject_enabled"
+	CaptureVarKafkaInjectEnabled  = "kafka_inject_enabled"
 	CaptureVarParentBased         = "parent_based"
 	CaptureVarSampleBound         = "sample_bound"
 	CaptureVarWatchExec           = "watch_exec"
@@ -238,34 +294,38 @@ type CaptureProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CaptureMapSpecs struct {
-	ActiveIo    *ebpf.MapSpec `ebpf:"active_io"`
-	ClientSocks *ebpf.MapSpec `ebpf:"client_socks"`
-	Connecting  *ebpf.MapSpec `ebpf:"connecting"`
-	Counters    *ebpf.MapSpec `ebpf:"counters"`
-	CtlEvents   *ebpf.MapSpec `ebpf:"ctl_events"`
-	CtxScratch  *ebpf.MapSpec `ebpf:"ctx_scratch"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	GoWriter    *ebpf.MapSpec `ebpf:"go_writer"`
-	InjectPlans *ebpf.MapSpec `ebpf:"inject_plans"`
-	ListenFds   *ebpf.MapSpec `ebpf:"listen_fds"`
-	LoneByte    *ebpf.MapSpec `ebpf:"lone_byte"`
-	PconnCtx    *ebpf.MapSpec `ebpf:"pconn_ctx"`
-	PlanScratch *ebpf.MapSpec `ebpf:"plan_scratch"`
-	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
-	ServerCtx   *ebpf.MapSpec `ebpf:"server_ctx"`
-	TracedPids  *ebpf.MapSpec `ebpf:"traced_pids"`
+	ActiveIo      *ebpf.MapSpec `ebpf:"active_io"`
+	ClientSocks   *ebpf.MapSpec `ebpf:"client_socks"`
+	Connecting    *ebpf.MapSpec `ebpf:"connecting"`
+	Counters      *ebpf.MapSpec `ebpf:"counters"`
+	CtlEvents     *ebpf.MapSpec `ebpf:"ctl_events"`
+	CtxScratch    *ebpf.MapSpec `ebpf:"ctx_scratch"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	GoWriter      *ebpf.MapSpec `ebpf:"go_writer"`
+	InjectPlans   *ebpf.MapSpec `ebpf:"inject_plans"`
+	KafkaCounters *ebpf.MapSpec `ebpf:"kafka_counters"`
+	KafkaPlans    *ebpf.MapSpec `ebpf:"kafka_plans"`
+	KiScratchMap  *ebpf.MapSpec `ebpf:"ki_scratch_map"`
+	ListenFds     *ebpf.MapSpec `ebpf:"listen_fds"`
+	LoneByte      *ebpf.MapSpec `ebpf:"lone_byte"`
+	PconnCtx      *ebpf.MapSpec `ebpf:"pconn_ctx"`
+	PlanScratch   *ebpf.MapSpec `ebpf:"plan_scratch"`
+	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
+	ServerCtx     *ebpf.MapSpec `ebpf:"server_ctx"`
+	TracedPids    *ebpf.MapSpec `ebpf:"traced_pids"`
 }
 
 // CaptureVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CaptureVariableSpecs struct {
-	CaptureSize   *ebpf.VariableSpec `ebpf:"capture_size"`
-	InjectEnabled *ebpf.VariableSpec `ebpf:"inject_enabled"`
-	ParentBased   *ebpf.VariableSpec `ebpf:"parent_based"`
-	SampleBound   *ebpf.VariableSpec `ebpf:"sample_bound"`
-	WatchExec     *ebpf.VariableSpec `ebpf:"watch_exec"`
-	WatchListen   *ebpf.VariableSpec `ebpf:"watch_listen"`
+	CaptureSize        *ebpf.VariableSpec `ebpf:"capture_size"`
+	InjectEnabled      *ebpf.VariableSpec `ebpf:"inject_enabled"`
+	KafkaInjectEnabled *ebpf.VariableSpec `ebpf:"kafka_inject_enabled"`
+	ParentBased        *ebpf.VariableSpec `ebpf:"parent_based"`
+	SampleBound        *ebpf.VariableSpec `ebpf:"sample_bound"`
+	WatchExec          *ebpf.VariableSpec `ebpf:"watch_exec"`
+	WatchListen        *ebpf.VariableSpec `ebpf:"watch_listen"`
 }
 
 // CaptureObjects contains all objects after they have been loaded into the kernel.
@@ -288,22 +348,25 @@ func (o *CaptureObjects) Close() error {
 //
 // It can be passed to LoadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CaptureMaps struct {
-	ActiveIo    *ebpf.Map `ebpf:"active_io"`
-	ClientSocks *ebpf.Map `ebpf:"client_socks"`
-	Connecting  *ebpf.Map `ebpf:"connecting"`
-	Counters    *ebpf.Map `ebpf:"counters"`
-	CtlEvents   *ebpf.Map `ebpf:"ctl_events"`
-	CtxScratch  *ebpf.Map `ebpf:"ctx_scratch"`
-	Events      *ebpf.Map `ebpf:"events"`
-	GoWriter    *ebpf.Map `ebpf:"go_writer"`
-	InjectPlans *ebpf.Map `ebpf:"inject_plans"`
-	ListenFds   *ebpf.Map `ebpf:"listen_fds"`
-	LoneByte    *ebpf.Map `ebpf:"lone_byte"`
-	PconnCtx    *ebpf.Map `ebpf:"pconn_ctx"`
-	PlanScratch *ebpf.Map `ebpf:"plan_scratch"`
-	Scratch     *ebpf.Map `ebpf:"scratch"`
-	ServerCtx   *ebpf.Map `ebpf:"server_ctx"`
-	TracedPids  *ebpf.Map `ebpf:"traced_pids"`
+	ActiveIo      *ebpf.Map `ebpf:"active_io"`
+	ClientSocks   *ebpf.Map `ebpf:"client_socks"`
+	Connecting    *ebpf.Map `ebpf:"connecting"`
+	Counters      *ebpf.Map `ebpf:"counters"`
+	CtlEvents     *ebpf.Map `ebpf:"ctl_events"`
+	CtxScratch    *ebpf.Map `ebpf:"ctx_scratch"`
+	Events        *ebpf.Map `ebpf:"events"`
+	GoWriter      *ebpf.Map `ebpf:"go_writer"`
+	InjectPlans   *ebpf.Map `ebpf:"inject_plans"`
+	KafkaCounters *ebpf.Map `ebpf:"kafka_counters"`
+	KafkaPlans    *ebpf.Map `ebpf:"kafka_plans"`
+	KiScratchMap  *ebpf.Map `ebpf:"ki_scratch_map"`
+	ListenFds     *ebpf.Map `ebpf:"listen_fds"`
+	LoneByte      *ebpf.Map `ebpf:"lone_byte"`
+	PconnCtx      *ebpf.Map `ebpf:"pconn_ctx"`
+	PlanScratch   *ebpf.Map `ebpf:"plan_scratch"`
+	Scratch       *ebpf.Map `ebpf:"scratch"`
+	ServerCtx     *ebpf.Map `ebpf:"server_ctx"`
+	TracedPids    *ebpf.Map `ebpf:"traced_pids"`
 }
 
 func (m *CaptureMaps) Close() error {
@@ -317,6 +380,9 @@ func (m *CaptureMaps) Close() error {
 		m.Events,
 		m.GoWriter,
 		m.InjectPlans,
+		m.KafkaCounters,
+		m.KafkaPlans,
+		m.KiScratchMap,
 		m.ListenFds,
 		m.LoneByte,
 		m.PconnCtx,
@@ -331,12 +397,13 @@ func (m *CaptureMaps) Close() error {
 //
 // It can be passed to LoadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CaptureVariables struct {
-	CaptureSize   *ebpf.Variable `ebpf:"capture_size"`
-	InjectEnabled *ebpf.Variable `ebpf:"inject_enabled"`
-	ParentBased   *ebpf.Variable `ebpf:"parent_based"`
-	SampleBound   *ebpf.Variable `ebpf:"sample_bound"`
-	WatchExec     *ebpf.Variable `ebpf:"watch_exec"`
-	WatchListen   *ebpf.Variable `ebpf:"watch_listen"`
+	CaptureSize        *ebpf.Variable `ebpf:"capture_size"`
+	InjectEnabled      *ebpf.Variable `ebpf:"inject_enabled"`
+	KafkaInjectEnabled *ebpf.Variable `ebpf:"kafka_inject_enabled"`
+	ParentBased        *ebpf.Variable `ebpf:"parent_based"`
+	SampleBound        *ebpf.Variable `ebpf:"sample_bound"`
+	WatchExec          *ebpf.Variable `ebpf:"watch_exec"`
+	WatchListen        *ebpf.Variable `ebpf:"watch_listen"`
 }
 
 // CapturePrograms contains all programs after they have been loaded into the kernel.

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "http.h"
+#include "kafka_inject.h"
 
 /* Client sockets of selected processes, keyed by socket cookie. */
 struct {
@@ -57,6 +58,8 @@ int track_client_sockets(struct bpf_sock_ops *skops)
 SEC("sk_msg")
 int inject_traceparent(struct sk_msg_md *msg)
 {
+	if (kafka_inject_msg(msg))
+		return SK_PASS;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct inject_plan *p = bpf_map_lookup_elem(&inject_plans, &id);
 	if (!p || p->done)

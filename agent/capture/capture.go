@@ -88,6 +88,9 @@ type Options struct {
 	// Inject inserts traceparent into requests that selected processes
 	// send while serving a request (sockops + sk_msg); off: read only.
 	Inject bool
+	// KafkaInject also adds a traceparent record header to the Kafka
+	// Produce requests selected processes send (needs Inject).
+	KafkaInject bool
 	// Sampler decides new traces in the kernel (see ParseSampler).
 	Sampler Sampler
 	// CgroupPath is the cgroup v2 directory sockops attaches to; "" finds
@@ -119,12 +122,13 @@ func Load(opts Options) (*Capture, error) {
 		return nil, fmt.Errorf("read embedded BPF objects: %w", err)
 	}
 	set := map[string]any{
-		"capture_size":   uint32(opts.CaptureBytes),
-		"watch_exec":     boolByte(opts.WatchExec),
-		"watch_listen":   boolByte(opts.WatchListen),
-		"inject_enabled": boolByte(opts.Inject),
-		"sample_bound":   opts.Sampler.bound(),
-		"parent_based":   boolByte(opts.Sampler.ParentBased || !opts.Sampler.set),
+		"capture_size":         uint32(opts.CaptureBytes),
+		"watch_exec":           boolByte(opts.WatchExec),
+		"watch_listen":         boolByte(opts.WatchListen),
+		"inject_enabled":       boolByte(opts.Inject),
+		"kafka_inject_enabled": boolByte(opts.Inject && opts.KafkaInject),
+		"sample_bound":         opts.Sampler.bound(),
+		"parent_based":         boolByte(opts.Sampler.ParentBased || !opts.Sampler.set),
 	}
 	for name, v := range set {
 		if err := spec.Variables[name].Set(v); err != nil {
