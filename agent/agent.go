@@ -42,6 +42,9 @@ type Config struct {
 	// NoInject turns off traceparent injection (read-only mode): spans are
 	// still linked within each process, not across them.
 	NoInject bool
+	// KafkaInject adds a traceparent record header to Kafka Produce
+	// requests (kernel rewrite; needs injection on).
+	KafkaInject bool
 	// RawSQL exports db.query.text with its literals (default: sanitized).
 	RawSQL   bool
 	ProcRoot string
@@ -103,6 +106,7 @@ func Run(ctx context.Context, cfg Config) error {
 		WatchExec:    sel.WatchesExec() || cfg.Kubernetes,
 		WatchListen:  sel.WatchesListen(),
 		Inject:       !cfg.NoInject,
+		KafkaInject:  cfg.KafkaInject,
 		Sampler:      sampler,
 	})
 	if err != nil {
@@ -375,6 +379,14 @@ func (a *runner) logStats(msg string) {
 		"truncated", k.Truncated, "args_drops", k.ArgsDrops,
 		"injected", k.Injected, "inject_failed", k.InjectFailed, "sockhash_full", k.SockhashFull,
 		"conns", cs.Conns, "conns_open", open, "conns_ignored", cs.Ignored, "conns_evicted", cs.Evicted)
+	if a.cfg.KafkaInject {
+		kc, err := a.capt.KafkaCounters()
+		if err != nil {
+			slog.Warn("reading kernel Kafka counters", "err", err)
+		}
+		slog.Info(msg+": kafka injection", "injected", kc.Injected, "untouched", kc.Untouched,
+			"had_traceparent", kc.HadTraceparent, "failed", kc.Failed)
+	}
 }
 
 // process is what the agent learns of a process when selecting it.

@@ -95,6 +95,7 @@ func TestErrors(t *testing.T) {
 		{"bad output", []string{"--pid", "1", "--output", "kafka"}, `--output "kafka"`, nil},
 		{"bad capture size", []string{"--pid", "1", "--capture-bytes", "0"}, "--capture-bytes", nil},
 		{"bad glob", []string{"--exe", "["}, `--exe "["`, nil},
+		{"kafka-inject without injection", []string{"--pid", "1", "--no-inject", "--kafka-inject"}, "--kafka-inject needs injection", nil},
 		{"pid not found", []string{"--pid", "999999999"}, "process 999999999 not found", nil},
 		{"not root", []string{"--pid", "1"}, "root", []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"}},
 	}

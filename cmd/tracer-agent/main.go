@@ -84,6 +84,7 @@ func run(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.NodeName, "node-name", "", "with --kubernetes: this node's name (default: $NODE_NAME)")
 	fs.StringVar(&cfg.ProcRoot, "proc-root", "/proc", "where the host's /proc is mounted (e.g. /host/proc in a container)")
 	fs.BoolVar(&cfg.NoInject, "no-inject", false, "read-only mode: never insert traceparent into outgoing requests (spans then link within each process, not across services)")
+	fs.BoolVar(&cfg.KafkaInject, "kafka-inject", false, "also add a traceparent record header to the Kafka Produce requests traced processes send (kernel rewrite: record and batch lengths, CRC32C; uncompressed batches of one-topic requests up to 4 KiB), so consumers join the producer's trace")
 	fs.BoolVar(&cfg.RawSQL, "sql-raw-text", false, "export db.query.text with its literal values (default: string and number literals become ?)")
 	fs.IntVar(&cfg.CaptureBytes, "capture-bytes", 4096, "payload bytes captured per syscall (1..8192); larger messages are still framed by their lengths")
 	fs.DurationVar(&cfg.StatsEvery, "stats-interval", 0, "log capture counters (events, drops, connections) every `DURATION` (0: only at exit)")
@@ -134,6 +135,9 @@ func run(args []string, stderr io.Writer) error {
 	}
 	if cfg.StatsEvery < 0 {
 		return fmt.Errorf("--stats-interval %v: want a positive duration or 0", cfg.StatsEvery)
+	}
+	if cfg.KafkaInject && cfg.NoInject {
+		return fmt.Errorf("--kafka-inject needs injection: drop --no-inject")
 	}
 	cfg.Select.ExeGlobs = exes
 	cfg.DropRoutes = drops

@@ -11,6 +11,9 @@ import (
 )
 
 // emitProduce reports one PRODUCER span per topic of a produce request.
+// The kernel's ids (the ones it injects as the records' traceparent when it
+// does, which it only does for one-topic requests) go to the first topic's
+// span; others get their own ids under the same parent.
 func (p *parser) emitProduce(req *pending, end time.Time) {
 	for i := range req.produce.topics {
 		t := &req.produce.topics[i]
@@ -31,7 +34,10 @@ func (p *parser) emitProduce(req *pending, end time.Time) {
 				sp.Attrs = append(sp.Attrs, semconv.MessagingKafkaOffset(int(pp.offset)))
 			}
 		}
-		sp.SpanContext, sp.Parent = req.from.ctx, req.from.parent
+		sp.Parent = req.from.parent
+		if i == 0 {
+			sp.SpanContext = req.from.ctx
+		}
 		p.finish(&sp, &recs, code)
 	}
 }
@@ -99,14 +105,16 @@ func (p *parser) span(kind trace.SpanKind, op string, opType attribute.KeyValue,
 }
 
 // finish adds counts, producer contexts and errors, and queues the span.
-// One message's creation context becomes the parent (unless the kernel
-// gave one); several become links.
+// The creation context of the messages becomes the parent (unless the
+// kernel gave one) when it is the only one and every message carries it
+// (one message, or a batch one producer call sent); otherwise contexts
+// become links.
 func (p *parser) finish(sp *probe.Span, recs *recordsInfo, code int16) {
 	if recs.count > 1 {
 		sp.Attrs = append(sp.Attrs, semconv.MessagingBatchMessageCount(recs.count))
 	}
 	ctxs := recs.contexts
-	if recs.count == 1 && len(ctxs) == 1 && !sp.Parent.IsValid() && !ctxs[0].Equal(sp.SpanContext) {
+	if recs.perRecord == recs.count && len(ctxs) == 1 && !sp.Parent.IsValid() && !ctxs[0].Equal(sp.SpanContext) {
 		sp.Parent = ctxs[0]
 		ctxs = nil
 	}
