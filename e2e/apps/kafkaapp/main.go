@@ -8,7 +8,8 @@
 //	                                     (as an SDK-instrumented producer would)
 //	kafkaapp consume BROKER TOPIC N GROUP  consumes N records (franz-go, group) and exits
 //
-// serve prints "listening <port>"; consume prints "consumed N".
+// serve prints "listening <port>"; consume prints a line per record
+// (value, key, header count, traceparent header) and "consumed N".
 package main
 
 import (
@@ -118,6 +119,18 @@ func consume(broker, topic string, n int, group string) {
 		if err := ctx.Err(); err != nil {
 			fail(fmt.Errorf("consumed %d of %d: %w", got, n, err))
 		}
+		if errs := fs.Errors(); len(errs) > 0 {
+			fail(fmt.Errorf("fetch: %v", errs[0].Err)) // e.g. a batch CRC mismatch
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			tp := ""
+			for _, h := range r.Headers {
+				if h.Key == "traceparent" {
+					tp = string(h.Value)
+				}
+			}
+			fmt.Printf("record value=%q key=%q headers=%d traceparent=%s\n", r.Value, r.Key, len(r.Headers), tp)
+		})
 		got += fs.NumRecords()
 	}
 	cl.CommitUncommittedOffsets(context.Background())
