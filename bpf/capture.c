@@ -77,22 +77,37 @@ struct sys_exit_ctx {
 	__s64 ret;
 };
 
+/* The iovec array a send passes (iovp 0: a plain buffer) and its count;
+ * 0 if unreadable. */
+static __always_inline int send_iovs(struct io_args *a, __u64 *iovp, __u64 *cnt)
+{
+	*iovp = 0;
+	*cnt = 0;
+	if (a->kind == IO_BUF)
+		return 1;
+	if (a->kind == IO_MSG) {
+		struct user_msghdr_min m = {};
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)a->ptr))
+			return 0;
+		*iovp = m.iov;
+		*cnt = m.iovlen;
+	} else {
+		*iovp = a->ptr;
+		*cnt = a->iovcnt;
+	}
+	return *cnt >= 1;
+}
+
 /* The first buffer a send passes (address, length); 0 if unreadable. */
 static __always_inline int send_first_buf(struct io_args *a, __u64 count_arg, __u64 *base, __u64 *len)
 {
+	__u64 iovp, cnt;
+	if (!send_iovs(a, &iovp, &cnt))
+		return 0;
 	*base = a->ptr;
 	*len = count_arg;
-	if (a->kind == IO_BUF)
+	if (!iovp)
 		return 1;
-	__u64 iovp = a->ptr;
-	if (a->kind == IO_MSG) {
-		struct user_msghdr_min m = {};
-		if (bpf_probe_read_user(&m, sizeof(m), (void *)a->ptr) || m.iovlen < 1)
-			return 0;
-		iovp = m.iov;
-	} else if (a->iovcnt < 1) {
-		return 0;
-	}
 	struct user_iovec iov = {};
 	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)iovp))
 		return 0;
@@ -110,13 +125,14 @@ static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
 	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
 	if (!cur && (a->state & TRACE_GO))
 		cur = go_client_ctx(&k); /* net/http writes from its writeLoop goroutine */
-	__u64 base, len;
-	if (kafka_inject_enabled && send_first_buf(a, count_arg, &base, &len) &&
-	    kafka_plan_send(a->fd, base, len, cur, &a->ctx))
+	__u64 iovp, iovcnt;
+	if (kafka_inject_enabled && send_iovs(a, &iovp, &iovcnt) &&
+	    kafka_plan_send(a->fd, a->ptr, count_arg, iovp, iovcnt, cur, &a->ctx))
 		return; /* a Kafka Produce: its PRODUCER span, served or not */
 	if (!ctx_usable(cur))
 		return; /* the common case: not serving anything */
 	struct sock *sk = tcp_sock_of_fd(a->fd);
+	__u64 base, len;
 	if (!sk || !send_first_buf(a, count_arg, &base, &len))
 		return;
 	__u32 zero = 0;

@@ -103,6 +103,8 @@ type CaptureKiScratch struct {
 	}
 	CrcAt     [8]uint32
 	CrcLen    [8]uint32
+	SrcCrcAt  [8]uint32
+	SrcCrcLen [8]uint32
 	Val       uint64
 	Slen      uint32
 	Pos       uint32

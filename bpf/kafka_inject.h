@@ -83,16 +83,39 @@ static __always_inline __u32 be32_at(const __u8 *b)
 	return (__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3];
 }
 
-/* A send by a traced thread starts with base[0:len] (its first buffer).
- * When that is a Produce request small enough to rewrite, decides its
- * PRODUCER context into out and plans the rewrite; 1 if planned. */
-static __always_inline int kafka_plan_send(int fd, __u64 base, __u64 len, struct srv_ctx *cur,
-					   struct trace_ctx *out)
+struct ki_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+/* The first 8 bytes a send writes: from its buffer (iovp 0), or from its
+ * iovecs, where Java clients pass the 4-byte size prefix on its own. */
+static __always_inline int kafka_send_head(__u64 buf, __u64 count, __u64 iovp, __u64 iovcnt, __u8 *h)
 {
-	if (!kafka_inject_enabled || len < 8)
+	if (!iovp)
+		return count >= 8 && !bpf_probe_read_user(h, 8, (void *)buf);
+	struct ki_iovec iov[2] = {};
+	if (bpf_probe_read_user(&iov[0], sizeof(iov[0]), (void *)iovp))
+		return 0;
+	if (iov[0].len >= 8)
+		return !bpf_probe_read_user(h, 8, (void *)iov[0].base);
+	if (iov[0].len != 4 || iovcnt < 2 ||
+	    bpf_probe_read_user(&iov[1], sizeof(iov[1]), (void *)(iovp + sizeof(iov[0]))) || iov[1].len < 4)
+		return 0;
+	return !bpf_probe_read_user(h, 4, (void *)iov[0].base) && !bpf_probe_read_user(h + 4, 4, (void *)iov[1].base);
+}
+
+/* A traced thread starts a send (a buffer buf of count bytes, or iovcnt
+ * iovecs at iovp). When it writes a Produce request small enough to
+ * rewrite, decides its PRODUCER context into out and plans the rewrite;
+ * 1 if planned. */
+static __always_inline int kafka_plan_send(int fd, __u64 buf, __u64 count, __u64 iovp, __u64 iovcnt,
+					   struct srv_ctx *cur, struct trace_ctx *out)
+{
+	if (!kafka_inject_enabled)
 		return 0;
 	__u8 h[8];
-	if (bpf_probe_read_user(h, sizeof(h), (void *)base))
+	if (!kafka_send_head(buf, count, iovp, iovcnt, h))
 		return 0;
 	__u32 size = be32_at(h), key = be16_at(h + 4), ver = be16_at(h + 6);
 	if (key != 0 || ver < 3 || ver > 13 || size < 64 || size + 4 > KI_SRC)
@@ -217,6 +240,8 @@ struct ki_scratch {
 	struct ki_edit edits[KI_MAX_EDITS];
 	__u32 crc_at[KI_MAX_BATCHES]; /* dst offsets of the rebuilt batches' CRC fields */
 	__u32 crc_len[KI_MAX_BATCHES];
+	__u32 src_crc_at[KI_MAX_BATCHES]; /* the original batches' CRC fields, checked first */
+	__u32 src_crc_len[KI_MAX_BATCHES];
 	__u64 val; /* the last varint read */
 	__u32 slen;
 	/* parser */
@@ -459,6 +484,8 @@ static __always_inline int ki_batch(struct ki_scratch *s)
 		return KS_FAIL;
 	s->e_batch = eb;
 	s->e_crc = ec;
+	s->src_crc_at[s->nbatches & (KI_MAX_BATCHES - 1)] = s->pos + 17;
+	s->src_crc_len[s->nbatches & (KI_MAX_BATCHES - 1)] = blen - 9; /* from attributes to the end */
 	s->batch_end = s->pos + 12 + blen;
 	s->recs_left = nrec;
 	s->nrecords += nrec;
@@ -664,11 +691,11 @@ static long ki_build_cb(__u64 i, void *arg)
 }
 
 struct ki_crc_run {
-	struct ki_scratch *s;
+	const __u8 *buf; /* s->src or s->dst */
 	__u32 pos, end, crc, _pad;
 };
 
-/* CRC-32C of 8 bytes of the rewrite. */
+/* CRC-32C of 8 more bytes. */
 static long ki_crc_cb(__u64 i, void *arg)
 {
 	struct ki_crc_run *c = arg;
@@ -680,14 +707,24 @@ static long ki_crc_cb(__u64 i, void *arg)
 			more = 0;
 			break;
 		}
-		__u8 b = c->s->dst[(p + k) & KI_DMASK];
+		__u8 b = c->buf[(p + k) & KI_DMASK];
 		crc = ki_crc32c[(crc ^ b) & 0xff] ^ (crc >> 8);
 	}
 	c->crc = crc;
 	return !more;
 }
 
-/* Fills in the CRCs of the rebuilt batches. */
+/* CRC-32C of buf[pos:pos+len] (buf: s->src or s->dst). */
+static __always_inline __u32 ki_crc_of(const __u8 *buf, __u32 pos, __u32 len)
+{
+	struct ki_crc_run c = {.buf = buf, .pos = pos, .end = pos + len, .crc = 0xffffffff};
+	bpf_loop(KI_DST / 8, ki_crc_cb, &c, 0);
+	return c.crc ^ 0xffffffff;
+}
+
+/* Checks the original batches' CRCs (a corrupt batch must stay corrupt,
+ * not be re-signed) and fills in those of the rebuilt ones; 0 on a
+ * mismatch. */
 __attribute__((noinline)) int ki_crcs(struct ki_scratch *s)
 {
 	if (!s)
@@ -695,14 +732,14 @@ __attribute__((noinline)) int ki_crcs(struct ki_scratch *s)
 	for (int b = 0; b < KI_MAX_BATCHES; b++) {
 		if (b >= s->ncrc)
 			break;
-		struct ki_crc_run c = {.s = s, .crc = 0xffffffff};
-		__u32 at = s->crc_at[b];
-		c.pos = at + 4;
-		c.end = c.pos + s->crc_len[b];
-		if (c.end > s->dpos)
+		__u32 at = s->src_crc_at[b], len = s->src_crc_len[b];
+		if (at + 4 + len > s->slen || ki_crc_of(s->src, at + 4, len) != be32_at(&s->src[at & KI_SMASK]))
 			return 0;
-		bpf_loop(KI_DST / 8, ki_crc_cb, &c, 0);
-		__u32 crc = c.crc ^ 0xffffffff;
+		at = s->crc_at[b];
+		len = s->crc_len[b];
+		if (at + 4 + len > s->dpos)
+			return 0;
+		__u32 crc = ki_crc_of(s->dst, at + 4, len);
 		__u8 *d = &s->dst[at & KI_DMASK];
 		d[0] = crc >> 24;
 		d[1] = crc >> 16;

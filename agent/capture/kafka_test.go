@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strings"
@@ -29,6 +30,10 @@ type produceSpec struct {
 	attrs    int16 // batch attributes (compression codec in the low bits)
 	clientID *string
 	txnID    *string
+	// sizeApart writes the size prefix as its own iovec (writev), as Java
+	// clients do.
+	sizeApart bool
+	badCRC    bool // flips the first batch's CRC
 }
 
 func record(key, value string, headers ...kmsg.Header) kmsg.Record {
@@ -48,7 +53,7 @@ func encodeBatch(recs []kmsg.Record, attrs int16) []byte {
 		r.Length = int32(len(r.AppendTo(nil)) - 1)
 		raw = r.AppendTo(raw)
 	}
-	now := time.Now().UnixMilli()
+	const now = 1_700_000_000_000 // fixed: the same records encode the same batch
 	b := kmsg.RecordBatch{PartitionLeaderEpoch: -1, Magic: 2, Attributes: attrs,
 		LastOffsetDelta: int32(len(recs) - 1), FirstTimestamp: now, MaxTimestamp: now,
 		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(len(recs)), Records: raw}
@@ -92,57 +97,68 @@ func (p produceSpec) encode(corr int32) []byte {
 // every length and CRC; it returns the request and its records by batch.
 func decodeProduce(t *testing.T, msg []byte) (*kmsg.ProduceRequest, [][]kmsg.Record) {
 	t.Helper()
+	req, recs, err := parseProduce(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req, recs
+}
+
+func parseProduce(msg []byte) (*kmsg.ProduceRequest, [][]kmsg.Record, error) {
 	if len(msg) < 14 || int(binary.BigEndian.Uint32(msg))+4 != len(msg) {
-		t.Fatalf("request size field %d, message %d bytes", binary.BigEndian.Uint32(msg), len(msg))
+		return nil, nil, fmt.Errorf("request size field %d, message %d bytes", binary.BigEndian.Uint32(msg), len(msg))
 	}
 	req := kmsg.NewPtrProduceRequest()
 	req.Version = int16(binary.BigEndian.Uint16(msg[6:]))
 	body := msg[12:]
 	n := int(int16(binary.BigEndian.Uint16(body)))
+	if 2+max(n, 0) >= len(body) {
+		return nil, nil, fmt.Errorf("client id length %d", n)
+	}
 	body = body[2+max(n, 0):]
 	if req.IsFlexible() {
 		if body[0] != 0 {
-			t.Fatalf("header tags %d", body[0])
+			return nil, nil, fmt.Errorf("header tags %d", body[0])
 		}
 		body = body[1:]
 	}
 	if err := req.ReadFrom(body); err != nil {
-		t.Fatalf("decode produce v%d: %v", req.Version, err)
+		return nil, nil, fmt.Errorf("decode produce v%d: %v", req.Version, err)
 	}
 	var out [][]kmsg.Record
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
 			var b kmsg.RecordBatch
 			if err := b.ReadFrom(rp.Records); err != nil {
-				t.Fatalf("decode batch: %v", err)
+				return nil, nil, fmt.Errorf("decode batch: %v", err)
 			}
 			if int(b.Length) != len(rp.Records)-12 {
-				t.Fatalf("batch length %d, batch %d bytes", b.Length, len(rp.Records))
+				return nil, nil, fmt.Errorf("batch length %d, batch %d bytes", b.Length, len(rp.Records))
 			}
 			if crc := int32(crc32.Checksum(rp.Records[21:], castagnoli)); crc != b.CRC {
-				t.Fatalf("batch CRC %08x, computed %08x", uint32(b.CRC), uint32(crc))
+				return nil, nil, fmt.Errorf("batch CRC %08x, computed %08x", uint32(b.CRC), uint32(crc))
 			}
 			var recs []kmsg.Record
 			raw := b.Records
 			for i := 0; i < int(b.NumRecords); i++ {
 				l, w := binary.Varint(raw)
 				if w <= 0 || int(l)+w > len(raw) {
-					t.Fatalf("record %d: length %d of %d bytes left", i, l, len(raw))
+					return nil, nil, fmt.Errorf("record %d: length %d of %d bytes left", i, l, len(raw))
 				}
 				var r kmsg.Record
 				if err := r.ReadFrom(raw[:w+int(l)]); err != nil {
-					t.Fatalf("record %d: %v", i, err)
+					return nil, nil, fmt.Errorf("record %d: %v", i, err)
 				}
 				recs = append(recs, r)
 				raw = raw[w+int(l):]
 			}
 			if len(raw) != 0 {
-				t.Fatalf("%d bytes after the records", len(raw))
+				return nil, nil, fmt.Errorf("%d bytes after the records", len(raw))
 			}
 			out = append(out, recs)
 		}
 	}
-	return req, out
+	return req, out, nil
 }
 
 func readMessage(t *testing.T, c net.Conn) []byte {
@@ -202,12 +218,14 @@ func TestKafkaInjection(t *testing.T) {
 		{"v12 transactional id", produceSpec{version: 12, txnID: &txn, recs: []kmsg.Record{record("", strings.Repeat("w", 40))}}},
 		{"v13 topic id", produceSpec{version: 13, recs: []kmsg.Record{record("", "by id")}}},
 		{"v10 null client id", produceSpec{version: 10, clientID: &null, recs: []kmsg.Record{record("", "anon")}}},
+		{"v9 writev, size prefix apart (Java)", produceSpec{version: 9, sizeApart: true, recs: []kmsg.Record{record("k", "java")}}},
 	}
 	untouched := []struct {
 		name string
 		spec produceSpec
 	}{
 		{"already has traceparent", produceSpec{version: 9, recs: []kmsg.Record{record("", "a"), record("", "b", existing)}}},
+		{"corrupt batch (bad CRC)", produceSpec{version: 7, badCRC: true, recs: []kmsg.Record{record("", "a")}}},
 		{"compressed batch", produceSpec{version: 7, attrs: 1, recs: []kmsg.Record{record("", "not really gzip")}}},
 		{"two topics", produceSpec{version: 9, topics: 2, recs: []kmsg.Record{record("", "a")}}},
 		{"too large", produceSpec{version: 9, recs: []kmsg.Record{record("", strings.Repeat("z", 5000))}}},
@@ -219,11 +237,30 @@ func TestKafkaInjection(t *testing.T) {
 		}()}},
 	}
 	corr := int32(100)
-	send := func(spec produceSpec) (sent, got []byte, ev capture.Event) {
+	send := func(spec produceSpec, mutate func([]byte)) (sent, got []byte, ev capture.Event) {
 		t.Helper()
 		corr++
 		sent = spec.encode(corr)
-		if _, err := cli.Write(sent); err != nil {
+		if mutate != nil {
+			mutate(sent)
+			_, err := cli.Write(sent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sent, readMessage(t, srv), ev
+		}
+		if spec.badCRC {
+			i := bytes.Index(sent, []byte{0xff, 0xff, 0xff, 0xff, 2}) // leader epoch -1, magic 2
+			sent[i+5] ^= 0xff
+		}
+		var err error
+		if spec.sizeApart {
+			bufs := net.Buffers{sent[:4], sent[4:]}
+			_, err = bufs.WriteTo(cli)
+		} else {
+			_, err = cli.Write(sent)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 		got = readMessage(t, srv)
@@ -235,7 +272,7 @@ func TestKafkaInjection(t *testing.T) {
 	}
 	for _, tc := range injected {
 		t.Run(tc.name, func(t *testing.T) {
-			sent, got, ev := send(tc.spec)
+			sent, got, ev := send(tc.spec, nil)
 			if !ev.Injected || ev.CtxKind != capture.CtxClient || !ev.Ctx.IsValid() {
 				t.Fatalf("event: injected=%v kind=%v ctx=%v", ev.Injected, ev.CtxKind, ev.Ctx)
 			}
@@ -245,29 +282,8 @@ func TestKafkaInjection(t *testing.T) {
 			want := fmt.Sprintf("00-%s-%s-%s", ev.Ctx.TraceID(), ev.Ctx.SpanID(), ev.Ctx.TraceFlags())
 			_, orig := decodeProduce(t, sent)
 			req, batches := decodeProduce(t, got)
-			if len(batches) != len(orig) {
-				t.Fatalf("%d batches, sent %d", len(batches), len(orig))
-			}
-			for b := range batches {
-				for i, r := range batches[b] {
-					o := orig[b][i]
-					if !bytes.Equal(r.Key, o.Key) || !bytes.Equal(r.Value, o.Value) || (r.Key == nil) != (o.Key == nil) ||
-						r.OffsetDelta != o.OffsetDelta || r.TimestampDelta64 != o.TimestampDelta64 {
-						t.Errorf("batch %d record %d changed: %+v, sent %+v", b, i, r, o)
-					}
-					if len(r.Headers) != len(o.Headers)+1 {
-						t.Fatalf("batch %d record %d: %d headers, sent %d", b, i, len(r.Headers), len(o.Headers))
-					}
-					for h := range o.Headers {
-						if r.Headers[h].Key != o.Headers[h].Key || !bytes.Equal(r.Headers[h].Value, o.Headers[h].Value) {
-							t.Errorf("header %d changed", h)
-						}
-					}
-					last := r.Headers[len(r.Headers)-1]
-					if last.Key != "traceparent" || string(last.Value) != want {
-						t.Errorf("added header %q=%q, want traceparent=%q", last.Key, last.Value, want)
-					}
-				}
+			if err := checkInjected(orig, batches, want); err != nil {
+				t.Fatal(err)
 			}
 			// Everything outside the records is as sent.
 			sreq, _ := decodeProduce(t, sent)
@@ -284,19 +300,102 @@ func TestKafkaInjection(t *testing.T) {
 	}
 	for _, tc := range untouched {
 		t.Run(tc.name, func(t *testing.T) {
-			sent, got, _ := send(tc.spec)
+			sent, got, _ := send(tc.spec, nil)
 			if !bytes.Equal(sent, got) {
 				t.Fatalf("the kernel changed a request it must leave alone:\n%s", diffBytes(sent, got))
 			}
 		})
 	}
+	t.Run("mutations", func(t *testing.T) { mutations(t, send) })
 	k, err := c.KafkaCounters()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.Injected != uint64(len(injected)) || k.HadTraceparent != 1 || k.Untouched < 3 {
+	t.Logf("kernel counters %+v", k)
+	if k.Injected < uint64(len(injected)) || k.HadTraceparent != 1 || k.Untouched < 4 {
 		t.Errorf("counters %+v", k)
 	}
+}
+
+// mutations changes one byte (past the size) of valid requests, with the
+// batch CRC left wrong or made right again, and checks the kernel either
+// passes the request exactly as written or rewrites one a broker's decoder
+// accepts into a correct rewrite: never anything in between.
+func mutations(t *testing.T, send func(produceSpec, func([]byte)) ([]byte, []byte, capture.Event)) {
+	specs := []produceSpec{
+		{version: 7, recs: []kmsg.Record{record("k", "one"), record("", "two", kmsg.Header{Key: "h", Value: []byte("v")})}},
+		{version: 9, recs: []kmsg.Record{record("", "flexible")}},
+		{version: 13, parts: 2, recs: []kmsg.Record{record("key", "by id")}},
+	}
+	rng := rand.New(rand.NewPCG(5, 1))
+	rewritten := 0
+	for i := 0; i < 400; i++ {
+		spec := specs[i%len(specs)]
+		batch := encodeBatch(spec.recs, 0)
+		var pos int
+		var val byte
+		fixCRC := rng.IntN(2) == 0
+		sent, got, _ := send(spec, func(b []byte) {
+			pos, val = 4+rng.IntN(len(b)-4), byte(rng.IntN(256))
+			b[pos] = val
+			if at := bytes.LastIndex(b, batch[:17]); fixCRC && at >= 0 && at+len(batch) <= len(b) {
+				binary.BigEndian.PutUint32(b[at+17:], crc32.Checksum(b[at+21:at+len(batch)], castagnoli))
+			}
+		})
+		if bytes.Equal(sent, got) {
+			continue
+		}
+		rewritten++
+		_, orig, err := parseProduce(sent)
+		if err != nil {
+			t.Fatalf("byte %d = %#x (crc fixed %v): the kernel rewrote a request a broker rejects (%v)", pos, val, fixCRC, err)
+		}
+		_, recs, err := parseProduce(got)
+		if err != nil {
+			t.Fatalf("byte %d = %#x: rewrite does not decode: %v", pos, val, err)
+		}
+		tp := recs[0][0].Headers[len(recs[0][0].Headers)-1].Value
+		if err := checkInjected(orig, recs, string(tp)); err != nil || len(tp) != 55 {
+			t.Fatalf("byte %d = %#x: %v (traceparent %q)", pos, val, err, tp)
+		}
+	}
+	t.Logf("%d of 400 mutated requests rewritten, the rest passed as written", rewritten)
+	if rewritten == 0 {
+		t.Errorf("no mutated request was rewritten: the check proves nothing")
+	}
+}
+
+// checkInjected: got holds the records of orig, each with one more header,
+// the last, traceparent = want.
+func checkInjected(orig, got [][]kmsg.Record, want string) error {
+	if len(got) != len(orig) {
+		return fmt.Errorf("%d batches, sent %d", len(got), len(orig))
+	}
+	for b := range got {
+		if len(got[b]) != len(orig[b]) {
+			return fmt.Errorf("batch %d: %d records, sent %d", b, len(got[b]), len(orig[b]))
+		}
+		for i, r := range got[b] {
+			o := orig[b][i]
+			if !bytes.Equal(r.Key, o.Key) || !bytes.Equal(r.Value, o.Value) || (r.Key == nil) != (o.Key == nil) ||
+				(r.Value == nil) != (o.Value == nil) || r.Attributes != o.Attributes ||
+				r.OffsetDelta != o.OffsetDelta || r.TimestampDelta64 != o.TimestampDelta64 {
+				return fmt.Errorf("batch %d record %d changed: %+v, sent %+v", b, i, r, o)
+			}
+			if len(r.Headers) != len(o.Headers)+1 {
+				return fmt.Errorf("batch %d record %d: %d headers, sent %d", b, i, len(r.Headers), len(o.Headers))
+			}
+			for h := range o.Headers {
+				if r.Headers[h].Key != o.Headers[h].Key || !bytes.Equal(r.Headers[h].Value, o.Headers[h].Value) {
+					return fmt.Errorf("batch %d record %d: header %d changed", b, i, h)
+				}
+			}
+			if last := r.Headers[len(r.Headers)-1]; last.Key != "traceparent" || string(last.Value) != want {
+				return fmt.Errorf("added header %q=%q, want traceparent=%q", last.Key, last.Value, want)
+			}
+		}
+	}
+	return nil
 }
 
 func diffBytes(a, b []byte) string {
