@@ -792,6 +792,8 @@ static __always_inline void ki_fill_header(struct ki_scratch *s, struct kafka_pl
  * it), 0 to let other injections look at it. */
 static __always_inline int kafka_inject_msg(struct sk_msg_md *msg)
 {
+	if (!kafka_inject_enabled)
+		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct kafka_plan *p = bpf_map_lookup_elem(&kafka_plans, &id);
 	if (!p || p->done)
