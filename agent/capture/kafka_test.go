@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -306,6 +307,33 @@ func TestKafkaInjection(t *testing.T) {
 			}
 		})
 	}
+	t.Run("while serving a request", func(t *testing.T) {
+		// This goroutine reads a request carrying a traceparent, then
+		// produces: the PRODUCER span is a child of that request's span.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		hcli, hsrv := pair(t, "tcp", "127.0.0.1:0")
+		const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+		if _, err := hcli.Write([]byte("GET /produce HTTP/1.1\r\nHost: x\r\ntraceparent: 00-" + trace + "-00f067aa0ba902b7-01\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 512)
+		if _, err := hsrv.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+		srvEv := rec.waitData(t, "the request read", func(e *capture.Event) bool {
+			return e.Dir == probe.Recv && e.CtxKind == capture.CtxServer && e.Ctx.TraceID().String() == trace
+		})
+		_, got, ev := send(produceSpec{version: 9, recs: []kmsg.Record{record("", "served")}}, nil)
+		if !ev.Injected || ev.Ctx.TraceID().String() != trace || ev.Parent.SpanID() != srvEv.Ctx.SpanID() {
+			t.Fatalf("produce ctx %v parent %v injected %v; want a child of %v", ev.Ctx, ev.Parent, ev.Injected, srvEv.Ctx)
+		}
+		_, recs := decodeProduce(t, got)
+		want := fmt.Sprintf("00-%s-%s-01", trace, ev.Ctx.SpanID())
+		if tp := recs[0][0].Headers[0]; string(tp.Value) != want {
+			t.Errorf("traceparent %q, want %q", tp.Value, want)
+		}
+	})
 	t.Run("mutations", func(t *testing.T) { mutations(t, send) })
 	k, err := c.KafkaCounters()
 	if err != nil {
