@@ -15,7 +15,7 @@
  *
  * All or nothing per message, and only what is verified: one Produce
  * request (v3..v13) that is the whole message and at most KI_SRC bytes,
- * one topic, magic-2 batches, uncompressed, not transactional markers, no
+ * one topic, magic-2 batches, uncompressed, no control batches, no
  * record already carrying traceparent, no tagged fields. Any doubt leaves
  * the message exactly as written (counted in kafka_counters). */
 #pragma once
@@ -510,7 +510,7 @@ static __always_inline int ki_record(struct ki_scratch *s)
 	__u32 at = s->pos;
 	__s64 len = ki_varint(s, 5);
 	__u32 w = s->pos - at;
-	if (len < 7 || len > KI_SRC || s->pos + len > s->batch_end)
+	if (len < 6 || len > KI_SRC || s->pos + len > s->batch_end)
 		return KS_FAIL;
 	__u32 end = s->pos + len;
 	s->record_end = end;
@@ -543,9 +543,10 @@ static __always_inline int ki_header(struct ki_scratch *s)
 		if (s->pos != end || ki_edit(s, end, 0, KE_INSERT, 0) < 0)
 			return KS_FAIL;
 		struct ki_edit *e = &s->edits[s->e_len & KI_EMASK];
-		__u32 old = e->val, nv = old + KI_HDR_LEN;
+		__u32 nv = e->val + KI_HDR_LEN;
 		e->val = nv;
-		s->batch_grow += KI_HDR_LEN + uv_width((__u64)nv << 1) - uv_width((__u64)old << 1);
+		/* the length is re-encoded minimally; it may grow a byte */
+		s->batch_grow += KI_HDR_LEN + uv_width((__u64)nv << 1) - e->oldw;
 		return KS_RECORD;
 	}
 	__s64 kl = ki_varint(s, 5);

@@ -219,6 +219,7 @@ func TestKafkaInjection(t *testing.T) {
 		{"v12 transactional id", produceSpec{version: 12, txnID: &txn, recs: []kmsg.Record{record("", strings.Repeat("w", 40))}}},
 		{"v13 topic id", produceSpec{version: 13, recs: []kmsg.Record{record("", "by id")}}},
 		{"v10 null client id", produceSpec{version: 10, clientID: &null, recs: []kmsg.Record{record("", "anon")}}},
+		{"v8 null key and value (6-byte record)", produceSpec{version: 8, recs: []kmsg.Record{{}, {Key: []byte("gone")}}}},
 		{"v9 writev, size prefix apart (Java)", produceSpec{version: 9, sizeApart: true, recs: []kmsg.Record{record("k", "java")}}},
 	}
 	untouched := []struct {
