@@ -112,14 +112,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	a.capt, a.pipe = capt, pipe
 	reportPropagation(capt, !cfg.NoInject)
-	sqlOpts := sql.Options{RawQueryText: cfg.RawSQL}
-	a.conns = conntrack.New([]probe.Probe{
-		httpprobe.New(httpprobe.Options{}),
-		http2.New(http2.Options{}),
-		postgres.New(sqlOpts),
-		mysql.New(sqlOpts),
-		kafka.New(kafka.Options{}),
-	}, maxConns, pipe.Export)
+	a.conns = conntrack.New(probes(cfg), maxConns, pipe.Export)
 	for _, pid := range initial {
 		a.track(pid, "initial")
 	}
@@ -143,6 +136,18 @@ func Run(ctx context.Context, cfg Config) error {
 	capt.Close()        // detach before flushing so no new events race the flush
 	a.conns.FlushAll(time.Now())
 	return err
+}
+
+// probes are the protocols the agent recognises, in detection order.
+func probes(cfg Config) []probe.Probe {
+	sqlOpts := sql.Options{RawQueryText: cfg.RawSQL}
+	return []probe.Probe{
+		httpprobe.New(httpprobe.Options{}),
+		http2.New(http2.Options{}),
+		postgres.New(sqlOpts),
+		mysql.New(sqlOpts),
+		kafka.New(kafka.Options{}),
+	}
 }
 
 // runner is the state of one Run.
