@@ -122,6 +122,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	debug.FreeOSMemory() // return what loading the programs used
+	tuneGC()
 	slog.Info("ready", "pids", len(initial), "capture_bytes", cfg.CaptureBytes, "output", cfg.Output)
 
 	runCtx, stop := context.WithCancel(ctx)
