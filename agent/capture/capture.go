@@ -25,8 +25,13 @@ import (
 )
 
 // pollEvery bounds how long an event waits in the ring when the kernel did
-// not wake the reader (bpf/common.h data_wakeup_flags).
-const pollEvery = 10 * time.Millisecond
+// not wake the reader (bpf/common.h data_wakeup_flags). While the ring stays
+// empty the interval doubles up to idlePoll: an idle agent then wakes 10
+// times a second instead of 100 (the kernel still wakes it for a burst).
+const (
+	pollEvery = 10 * time.Millisecond
+	idlePoll  = 100 * time.Millisecond
+)
 
 // MaxCaptureBytes is the kernel's compile-time bound on captured payload.
 const MaxCaptureBytes = 8192
@@ -277,8 +282,8 @@ func (c *Capture) Counters() (Counters, error) {
 // (from another goroutine).
 func (c *Capture) Run(ctx context.Context, onData, onCtl func(*Event)) error {
 	errc := make(chan error, 2)
-	go func() { errc <- c.read(ctx, c.ctl, onCtl) }()
-	err := c.read(ctx, c.data, onData)
+	go func() { errc <- c.read(ctx, c.ctl, onCtl, 0) }()
+	err := c.read(ctx, c.data, onData, pollEvery)
 	if err2 := <-errc; err == nil {
 		err = err2
 	}
@@ -286,40 +291,62 @@ func (c *Capture) Run(ctx context.Context, onData, onCtl func(*Event)) error {
 }
 
 // read hands records to fn until ctx is done, then drains what the ring
-// still holds (the kernel does not wake the reader for every event, so
-// some are always waiting) and returns.
-func (c *Capture) read(ctx context.Context, r *ringbuf.Reader, fn func(*Event)) error {
+// still holds and returns. poll > 0 (data ring: the kernel does not wake
+// the reader for every event, so some are always waiting) rereads the ring
+// that often; poll == 0 (control ring: the kernel wakes the reader for each
+// event) blocks until woken, so an idle agent is not woken for nothing.
+func (c *Capture) read(ctx context.Context, r *ringbuf.Reader, fn func(*Event), poll time.Duration) error {
 	var (
 		rec ringbuf.Record
 		ev  Event
 	)
+	if poll == 0 {
+		// Flush makes ReadInto return what the ring holds, then ErrFlushed.
+		stop := context.AfterFunc(ctx, func() { _ = r.Flush() })
+		defer stop()
+	}
+	wait, got := poll, false // got: records since the last deadline
 	for {
 		draining := ctx.Err() != nil
-		// The kernel wakes the data ring's reader only when much is waiting:
-		// a short deadline picks up the rest. Draining, an expired deadline
-		// returns the records left, then ErrDeadlineExceeded.
-		deadline := time.Now().Add(pollEvery)
-		if draining {
-			deadline = time.Now()
+		if poll > 0 {
+			// A short deadline picks up what the kernel did not wake us for.
+			// Draining, an expired deadline returns the records left, then
+			// ErrDeadlineExceeded.
+			deadline := time.Now().Add(wait)
+			if draining {
+				deadline = time.Now()
+			}
+			r.SetDeadline(deadline)
 		}
-		r.SetDeadline(deadline)
 		if err := r.ReadInto(&rec); err != nil {
 			switch {
-			case errors.Is(err, os.ErrClosed):
+			case errors.Is(err, os.ErrClosed), errors.Is(err, ringbuf.ErrFlushed):
 				return nil
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				if draining {
 					return nil
 				}
+				wait = nextPoll(wait, poll, got)
+				got = false
 				continue
 			}
 			return fmt.Errorf("read ring: %w", err)
 		}
+		got = true
 		if err := c.decode(rec.RawSample, &ev); err != nil {
 			continue
 		}
 		fn(&ev)
 	}
+}
+
+// nextPoll is the next poll interval: back to poll after records came,
+// doubling up to idlePoll while none do.
+func nextPoll(wait, poll time.Duration, got bool) time.Duration {
+	if got {
+		return poll
+	}
+	return min(2*wait, max(idlePoll, poll))
 }
 
 var hdrSize = int(unsafe.Sizeof(bpf.CaptureEventHdr{}))

@@ -1,11 +1,10 @@
-// Package export turns probe.Span records into OpenTelemetry spans, one
-// TracerProvider (hence one resource / service) per traced process, and
-// ships them over OTLP/HTTP, prints them as a waterfall, or both.
+// Package export turns probe.Span records into OpenTelemetry spans, with
+// one resource (service) per traced process, and ships them through the
+// SDK's batch processor over OTLP/HTTP, prints them as a waterfall, or both.
 package export
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,10 +13,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
 )
@@ -46,12 +43,12 @@ type Config struct {
 
 // Stats are the pipeline's self-report counters.
 type Stats struct {
-	Exported     uint64 // spans recorded and handed to the batch processor
+	Exported     uint64 // spans sampled and handed to the batch processor
 	Dropped      uint64 // spans dropped by --drop-route
 	Unsampled    uint64 // spans the sampler did not record
 	Sent         uint64 // spans the sink accepted
 	ExportFailed uint64 // spans the sink refused (network, collector)
-	Providers    int    // live per-process providers
+	Providers    int    // live per-process resources
 	ConsoleEarly uint64 // traces printed before their quiet period (memory cap)
 	ConsoleLost  uint64 // spans the console could not print (after shutdown)
 }
@@ -63,22 +60,19 @@ type Pipeline struct {
 	lookup  func(pid uint32) ServiceInfo
 	filter  *routeFilter
 	base    *resource.Resource
-	proc    sdktrace.SpanProcessor // the shared batch processor
+	proc    sdktrace.SpanProcessor // the batch processor
 	counted *countingExporter
 	console *consoleExporter
+	sampler sdktrace.Sampler
+	limits  sdktrace.SpanLimits
 
-	// mu is held shared while a span is emitted, so ForgetProcess and
-	// Shutdown (exclusive) never shut a provider down under a span in flight.
+	// mu is held shared while a span is emitted, so Shutdown (exclusive)
+	// never stops the processor under a span in flight.
 	mu        sync.RWMutex
-	providers map[uint32]*procProvider
+	providers map[uint32]*resource.Resource // per process, built on its first span
 	closed    bool
 
 	exported, dropped, unsampled atomic.Uint64
-}
-
-type procProvider struct {
-	tp     *sdktrace.TracerProvider
-	tracer trace.Tracer
 }
 
 // New builds the pipeline; it fails on a bad --output or --drop-route, or
@@ -137,7 +131,9 @@ func newPipeline(ctx context.Context, cfg Config, exp sdktrace.SpanExporter, con
 		proc:      sdktrace.NewBatchSpanProcessor(counted, opts...),
 		counted:   counted,
 		console:   con,
-		providers: map[uint32]*procProvider{},
+		sampler:   samplerFromEnv(),
+		limits:    sdktrace.NewSpanLimits(),
+		providers: map[uint32]*resource.Resource{},
 	}, nil
 }
 
@@ -149,15 +145,14 @@ func (p *Pipeline) Export(s probe.Span) {
 		p.dropped.Add(1)
 		return
 	}
-	for range 3 { // retry only if a ForgetProcess raced the provider away
+	for range 3 { // retry only if a ForgetProcess raced the resource away
 		p.mu.RLock()
 		if p.closed {
 			p.mu.RUnlock()
 			return
 		}
-		pp := p.providers[s.PID]
-		if pp != nil {
-			p.emit(pp.tracer, &s)
+		if res := p.providers[s.PID]; res != nil {
+			p.emit(res, &s)
 			p.mu.RUnlock()
 			return
 		}
@@ -166,75 +161,36 @@ func (p *Pipeline) Export(s probe.Span) {
 	}
 }
 
-// addProvider creates the pid's provider. Lookup runs outside the lock: it
+// addProvider builds the pid's resource. Lookup runs outside the lock: it
 // may read /proc, and other processes' spans must keep flowing meanwhile.
 func (p *Pipeline) addProvider(pid uint32) {
 	info := p.lookup(pid)
 	info.PID = pid
-	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithResource(processResource(p.base, info)),
-		sdktrace.WithIDGenerator(kernelIDs{}),
-		sdktrace.WithSpanProcessor(sharedProcessor{p.proc}),
-	)
-	pp := &procProvider{tp: tp, tracer: tp.Tracer(instrumentationName)}
+	res := processResource(p.base, info)
 	p.mu.Lock()
-	if p.closed || p.providers[pid] != nil {
-		p.mu.Unlock()
-		_ = tp.Shutdown(context.Background())
-		return
+	if !p.closed && p.providers[pid] == nil {
+		p.providers[pid] = res
 	}
-	p.providers[pid] = pp
 	p.mu.Unlock()
 }
 
-func (p *Pipeline) emit(tr trace.Tracer, s *probe.Span) {
-	ctx := context.Background()
-	parent := s.Parent
-	if parent.IsValid() && s.SpanContext.IsValid() && parent.TraceID() != s.SpanContext.TraceID() {
-		// The span's own ids were propagated downstream; a parent of another
-		// trace cannot be honoured with them, so the span becomes a root.
-		parent = trace.SpanContext{}
-	}
-	if parent.IsValid() {
-		ctx = trace.ContextWithSpanContext(ctx, parent)
-	}
-	ctx = withSpanIdentity(ctx, s.SpanContext)
-	end := s.End
-	if end.Before(s.Start) {
-		end = s.Start
-	}
-	opts := []trace.SpanStartOption{
-		trace.WithTimestamp(s.Start),
-		trace.WithSpanKind(s.Kind),
-		trace.WithAttributes(s.Attrs...),
-	}
-	for _, l := range s.Links {
-		if l.IsValid() {
-			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: l}))
-		}
-	}
-	_, span := tr.Start(ctx, s.Name, opts...)
-	if !span.IsRecording() {
+func (p *Pipeline) emit(res *resource.Resource, s *probe.Span) {
+	ro, sampled := p.buildSpan(s, res)
+	if !sampled {
 		p.unsampled.Add(1)
 		return
 	}
-	if s.Error {
-		span.SetStatus(codes.Error, s.StatusMessage)
-	}
-	span.End(trace.WithTimestamp(end))
+	p.proc.OnEnd(ro)
 	p.exported.Add(1)
 }
 
-// ForgetProcess drops an exited process's provider. Its ended spans are
-// already in the shared processor, which keeps running.
+// ForgetProcess drops an exited (or re-identified) process's resource;
+// its next span, if any, reads its identity again. Its spans already
+// ended are in the processor.
 func (p *Pipeline) ForgetProcess(pid uint32) {
 	p.mu.Lock()
-	pp := p.providers[pid]
 	delete(p.providers, pid)
 	p.mu.Unlock()
-	if pp != nil {
-		_ = pp.tp.Shutdown(context.Background())
-	}
 }
 
 // Shutdown flushes every queued span to the sinks (the console prints all
@@ -246,16 +202,10 @@ func (p *Pipeline) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
-	pps := p.providers
-	p.providers = map[uint32]*procProvider{}
+	p.providers = map[uint32]*resource.Resource{}
 	p.mu.Unlock()
-	var errs []error
-	for _, pp := range pps {
-		errs = append(errs, pp.tp.Shutdown(ctx))
-	}
 	// The batch processor drains its queue, then shuts the exporter down.
-	errs = append(errs, p.proc.Shutdown(ctx))
-	return errors.Join(errs...)
+	return p.proc.Shutdown(ctx)
 }
 
 // Stats reports the counters; safe to call concurrently.

@@ -89,12 +89,3 @@ func (c *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.Rea
 }
 
 func (c *countingExporter) Shutdown(ctx context.Context) error { return c.next.Shutdown(ctx) }
-
-// sharedProcessor lets every per-process TracerProvider feed the one batch
-// processor: a provider's Shutdown (process exited) must not stop it. Only
-// the Pipeline shuts the real processor down.
-type sharedProcessor struct {
-	sdktrace.SpanProcessor
-}
-
-func (sharedProcessor) Shutdown(context.Context) error { return nil }

@@ -36,6 +36,9 @@ type parser struct {
 	queues [2][]*pending
 	out    []probe.Span
 	dead   bool // upgraded or tunnelled: no longer HTTP/1.x
+	// chunk holds the chunk being fed, so the stream can point at it
+	// without Feed's argument escaping to the heap (an allocation per call).
+	chunk probe.Chunk
 }
 
 func newParser(conn probe.Conn) *parser {
@@ -50,8 +53,10 @@ func (p *parser) Feed(c probe.Chunk) []probe.Span {
 	if p.dead || c.Dir > probe.Send {
 		return nil
 	}
-	p.streams[c.Dir].feed(&c)
-	p.streams[c.Dir].cur = nil // do not keep the caller's chunk (and ring memory) alive
+	p.chunk = c
+	p.streams[c.Dir].feed(&p.chunk)
+	p.streams[c.Dir].cur = nil
+	p.chunk = probe.Chunk{} // do not keep the caller's chunk (and ring memory) alive
 	return p.flush()
 }
 
