@@ -25,8 +25,11 @@ func isGRPC(st *stream) bool {
 		return true
 	}
 	// Request block decoded only in part (content-type lost): a POST to
-	// "/pkg.Service/Method" is gRPC rather than a misleading HTTP route.
-	return !st.reqComplete && st.req.contentType == "" && st.respCT == "" && st.req.method == "POST" && grpcPath(st.req.path)
+	// "/pkg.Service/Method" is gRPC rather than a misleading HTTP route; so
+	// is such a path whose method was lost too (gRPC C-core sends :path
+	// before :method).
+	return !st.reqComplete && st.req.contentType == "" && st.respCT == "" &&
+		(st.req.method == "POST" || st.req.method == "") && grpcPath(st.req.path)
 }
 
 // grpcPath matches "/pkg.Service/Method" as gRPC forms paths from proto
