@@ -44,7 +44,6 @@ func TestCaptureManyIovecs(t *testing.T) {
 		e := rec.waitData(t, fmt.Sprintf("sendmsg of %d iovecs", n), func(e *capture.Event) bool {
 			return e.Dir == probe.Send && e.Len == uint32(len(all))
 		})
-		t.Logf("%d iovecs: %d of %d bytes captured", n, len(e.Data), e.Len)
 		if !bytes.Equal(e.Data, want) {
 			t.Errorf("%d iovecs: captured %d bytes %q..., want %d bytes %q...", n, len(e.Data), e.Data[:min(len(e.Data), 40)], len(want), want[:40])
 		}
