@@ -32,7 +32,7 @@ func startNghttpd(t *testing.T, service string) nghttpd {
 	t.Helper()
 	bin := testenv.RequireCommand(t, "nghttpd")
 	dir := t.TempDir()
-	for name, body := range map[string]string{"index.html": "hello h2\n", "big.bin": strings.Repeat("0123456789abcdef", 6400)} {
+	for name, body := range map[string]string{"index.html": "hello h2\n", "upload": "stored\n", "big.bin": strings.Repeat("0123456789abcdef", 6400)} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -76,12 +76,17 @@ func TestNghttpd(t *testing.T) {
 		t.Fatalf("h2load:\n%s", out)
 	}
 	// nghttp: three concurrent streams on one connection, a 404 and a
-	// large body.
+	// large body; then a POST of 3000 bytes.
 	run(t, nil, nghttp, "-n", srv.URL("/big.bin"), srv.URL("/missing"), srv.URL("/index.html?q=1"))
+	body := filepath.Join(t.TempDir(), "body")
+	if err := os.WriteFile(body, make([]byte, 3000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, nil, nghttp, "-n", "-d", body, srv.URL("/upload"))
 
 	const index = "GET /index.html"
 	spans := rcv.WaitFor(t, 30*time.Second, "nghttpd and h2load spans", func(s []otlptest.Span) bool {
-		return len(serverSpans(s, "nghttpd")) >= requests+3 && len(clientSpans(s, "h2load")) >= requests
+		return len(serverSpans(s, "nghttpd")) >= requests+4 && len(clientSpans(s, "h2load")) >= requests
 	})
 	time.Sleep(500 * time.Millisecond) // anything extra (duplicates) arrives too
 	spans = rcv.Spans()
@@ -89,20 +94,19 @@ func TestNghttpd(t *testing.T) {
 	noAgentPanic(t, ag)
 
 	srvSpans := serverSpans(spans, "nghttpd")
-	if len(srvSpans) != requests+3 {
-		t.Errorf("nghttpd SERVER spans: %d, want %d\n%s", len(srvSpans), requests+3, otlptest.Dump(srvSpans))
+	if len(srvSpans) != requests+4 {
+		t.Errorf("nghttpd SERVER spans: %d, want %d\n%s", len(srvSpans), requests+4, otlptest.Dump(srvSpans))
 	}
 	if got := len(named(srvSpans, "nghttpd", index)); got != requests+1 {
 		t.Errorf("%q SERVER spans: %d, want %d", index, got, requests+1)
 	}
 	for _, s := range srvSpans {
-		wantAttr(t, s, "http.request.method", "GET")
 		wantAttr(t, s, "network.protocol.version", "2")
 		if s.Attrs["url.scheme"] != "http" {
 			t.Errorf("%v: url.scheme", s)
 		}
 	}
-	for path, status := range map[string]int64{"/index.html": 200, "/big.bin": 200, "/missing": 404} {
+	for path, status := range map[string]int64{"/index.html": 200, "/big.bin": 200, "/missing": 404, "/upload": 200} {
 		s, ok := byPath(srvSpans, path)
 		if !ok {
 			t.Errorf("no SERVER span for %s", path)
@@ -113,10 +117,14 @@ func TestNghttpd(t *testing.T) {
 			t.Errorf("%v: a server span with status %d is not an error", s, status)
 		}
 	}
+	if s, ok := byPath(srvSpans, "/upload"); ok {
+		wantAttr(t, s, "http.request.method", "POST")
+		wantAttr(t, s, "http.request.body.size", int64(3000))
+	}
 	// Large writes are captured in part: the body size is then left out,
 	// never guessed.
-	if s, ok := byPath(srvSpans, "/big.bin"); ok && s.Attrs["http.response.body_size"] != nil {
-		wantAttr(t, s, "http.response.body_size", int64(6400*16))
+	if s, ok := byPath(srvSpans, "/big.bin"); ok && s.Attrs["http.response.body.size"] != nil {
+		wantAttr(t, s, "http.response.body.size", int64(6400*16))
 	}
 	if !hasQuery(srvSpans, "/index.html", "q=1") {
 		t.Errorf("no SERVER span for /index.html?q=1:\n%s", otlptest.Dump(srvSpans))

@@ -317,6 +317,7 @@ func (d *direction) lose() {
 	d.synced, d.zero, d.preface = false, false, 0
 	d.losses++
 	d.clearFrame()
+	d.p.bodiesUnknown(d.dir)
 	if d.hp == nil {
 		return
 	}
