@@ -203,10 +203,11 @@ func grpcCode(st *stream, elapsed time.Duration) string {
 	case st.status != 0 && st.status != 200:
 		return grpcFromHTTP(st.status)
 	case st.rst && st.rstKnown && !st.respEnd:
-		if st.rstCode == 8 && st.rstBy == st.reqDir {
+		if st.rstCode == 8 {
 			// A client cancels with RST_STREAM(CANCEL) when its deadline
-			// passes; the client library reports DEADLINE_EXCEEDED. The
-			// timeout sent is what was left then: allow some clock slack.
+			// passes, and so does a server enforcing it (grpc-go): both
+			// report DEADLINE_EXCEEDED. The timeout sent is what was left
+			// then: allow some clock slack.
 			if d, ok := parseGRPCTimeout(st.req.grpcTimeout); ok && elapsed >= d-d/10 {
 				return "DEADLINE_EXCEEDED"
 			}
