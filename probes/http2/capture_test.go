@@ -43,6 +43,14 @@ var captures = []struct {
 		{stream: 13, name: "grpc", grpc: "UNIMPLEMENTED", srvErr: true, cliErr: true, msg: "unknown method Nope for service demo.v1.Echo", orig: "demo.v1.Echo/Nope"},
 		{stream: 15, name: "demo.v1.Echo/Say", grpc: "DEADLINE_EXCEEDED", srvErr: true, cliErr: true},
 	}},
+	{file: "grpc-python", traced: []uint32{3}, noTS: true, spans: []want{
+		{stream: 1, name: "demo.Echo/Unary", grpc: "OK"},
+		{stream: 3, name: "demo.Echo/Unary", grpc: "OK"},
+		{stream: 5, name: "demo.Echo/Stream", grpc: "OK"},
+		{stream: 7, name: "demo.Echo/Fail", grpc: "NOT_FOUND", cliErr: true, msg: "no such thing: 100%"},
+		{stream: 9, name: "demo.Echo/Crash", grpc: "UNKNOWN", srvErr: true, cliErr: true, msg: "Exception calling application: boom"},
+		{stream: 11, name: "grpc", grpc: "UNIMPLEMENTED", srvErr: true, cliErr: true, msg: "Method not found!", orig: "demo.Echo/Missing"},
+	}},
 	{file: "go-h2c", traced: []uint32{1, 3}, noTS: true, spans: []want{
 		{stream: 1, name: "GET /users/{id}/orders", status: 200, path: "/users/550e8400-e29b-41d4-a716-446655440000/orders"},
 		{stream: 3, name: "GET /fail", status: 503, srvErr: true, cliErr: true, path: "/fail"},
@@ -358,6 +366,13 @@ func frameAt(data []byte, typ uint8, id uint32) int {
 func TestLostHeadersBlock(t *testing.T) {
 	for _, c := range captures {
 		if c.file == "curl-h2c-post" {
+			continue
+		}
+		if c.file == "grpc-python" {
+			// The cut block holds only indexed fields and a literal
+			// never indexed: the table is dropped, but later C-core
+			// requests send :path as a literal and :method from the
+			// static table, so every span stays exact (nothing to see).
 			continue
 		}
 		recs := probetest.LoadCapture(t, c.file)

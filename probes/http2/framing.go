@@ -48,11 +48,13 @@ type direction struct {
 	dir probe.Direction
 	hp  *hpackState
 
-	synced  bool  // at a known position in the frame sequence
-	preface int   // client preface bytes still to skip
-	seen    int64 // bytes this direction moved so far (captured or not)
-	zero    bool  // synced from the direction's first byte with no loss since
-	losses  int   // times the frame sequence was lost
+	synced  bool                 // at a known position in the frame sequence
+	preface int                  // client preface bytes still to skip
+	seen    int64                // bytes this direction moved so far (captured or not)
+	zero    bool                 // synced from the direction's first byte with no loss since
+	losses  int                  // times the frame sequence was lost
+	first   [frameHeaderLen]byte // the direction's first bytes, while fewer than a frame header
+	firstN  int
 
 	hdr     [frameHeaderLen]byte
 	hdrN    int
@@ -75,11 +77,20 @@ func (d *direction) feed(c *probe.Chunk) {
 	d.cur = c
 	data := c.Data
 	gap := max(c.Len-len(data), 0)
-	if !(d.seen == 0 && d.p.maybePreface(d, c)) && !d.synced && looksLikeFrames(data, false) {
-		d.synced, d.zero = true, d.seen == 0
-		d.clearFrame()
-		if d.hp == nil {
-			d.hp = d.p.newHPACK(d.dir, true)
+	seen := d.seen
+	d.seen += int64(max(c.Len, len(data)))
+	if !(seen == 0 && d.p.maybePreface(d, c)) && !d.synced {
+		var from0, wait bool
+		if data, from0, wait = d.joinFirst(data, seen, gap); wait {
+			return
+		}
+		if looksLikeFrames(data, false) {
+			d.synced, d.zero = true, from0
+			d.clearFrame()
+			if d.hp == nil {
+				// From the first byte after the client preface: nothing missed.
+				d.hp = d.p.newHPACK(d.dir, !(from0 && d.p.clientKnown))
+			}
 		}
 	}
 	if d.blk.open && c.Ctx.IsValid() && !d.blk.from.ctx.IsValid() {
@@ -87,7 +98,6 @@ func (d *direction) feed(c *probe.Chunk) {
 		// which may end in a later read than the one the block began in.
 		d.blk.from.ctx, d.blk.from.parent = c.Ctx, c.Parent
 	}
-	d.seen += int64(max(c.Len, len(data)))
 	for len(data) > 0 && d.synced {
 		data = data[d.step(data):]
 	}
@@ -307,6 +317,7 @@ func (d *direction) lose() {
 	d.synced, d.zero, d.preface = false, false, 0
 	d.losses++
 	d.clearFrame()
+	d.p.bodiesUnknown(d.dir)
 	if d.hp == nil {
 		return
 	}

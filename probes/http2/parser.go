@@ -211,6 +211,18 @@ func (p *parser) onData(dir probe.Direction, id uint32, size int64, known, endSt
 	p.maybeDone(st)
 }
 
+// bodiesUnknown: frames of dir were lost, and DATA of any open stream may
+// be among them, so no body size in that direction can be trusted.
+func (p *parser) bodiesUnknown(dir probe.Direction) {
+	for _, st := range p.streams {
+		if dir == st.reqDir {
+			st.reqBodyKnown = false
+		} else {
+			st.respBodyKnown = false
+		}
+	}
+}
+
 func (p *parser) onRST(dir probe.Direction, id uint32, code uint32, known bool) {
 	st := p.streams[id]
 	if st == nil {

@@ -25,8 +25,11 @@ func isGRPC(st *stream) bool {
 		return true
 	}
 	// Request block decoded only in part (content-type lost): a POST to
-	// "/pkg.Service/Method" is gRPC rather than a misleading HTTP route.
-	return !st.reqComplete && st.req.contentType == "" && st.respCT == "" && st.req.method == "POST" && grpcPath(st.req.path)
+	// "/pkg.Service/Method" is gRPC rather than a misleading HTTP route; so
+	// is such a path whose method was lost too (gRPC C-core sends :path
+	// before :method).
+	return !st.reqComplete && st.req.contentType == "" && st.respCT == "" &&
+		(st.req.method == "POST" || st.req.method == "") && grpcPath(st.req.path)
 }
 
 // grpcPath matches "/pkg.Service/Method" as gRPC forms paths from proto
@@ -200,10 +203,11 @@ func grpcCode(st *stream, elapsed time.Duration) string {
 	case st.status != 0 && st.status != 200:
 		return grpcFromHTTP(st.status)
 	case st.rst && st.rstKnown && !st.respEnd:
-		if st.rstCode == 8 && st.rstBy == st.reqDir {
+		if st.rstCode == 8 {
 			// A client cancels with RST_STREAM(CANCEL) when its deadline
-			// passes; the client library reports DEADLINE_EXCEEDED. The
-			// timeout sent is what was left then: allow some clock slack.
+			// passes, and so does a server enforcing it (grpc-go): both
+			// report DEADLINE_EXCEEDED. The timeout sent is what was left
+			// then: allow some clock slack.
 			if d, ok := parseGRPCTimeout(st.req.grpcTimeout); ok && elapsed >= d-d/10 {
 				return "DEADLINE_EXCEEDED"
 			}
