@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	a := &runner{cfg: cfg, sel: sel, tracked: map[uint32]bool{}, services: map[uint32]export.ServiceInfo{}}
+	a := &runner{cfg: cfg, sel: sel, tracked: map[uint32]bool{}, services: map[uint32]export.ServiceInfo{}, execs: map[uint32]procinfo.Exec{}}
 	pipe, err := export.New(ctx, export.Config{
 		Output:     cfg.Output,
 		DropRoutes: cfg.DropRoutes,
@@ -176,6 +176,9 @@ type runner struct {
 	mu       sync.Mutex
 	tracked  map[uint32]bool
 	services map[uint32]export.ServiceInfo // read when selected: short-lived processes are gone by export time
+	// execs holds a process's exec record while its selection is decided:
+	// the identity of one that exited before /proc could be read.
+	execs map[uint32]procinfo.Exec
 }
 
 // exitGrace lets a process's last data events, which travel on the data
@@ -192,7 +195,7 @@ func (a *runner) trackAs(pid uint32, why string, adjust func(*process)) {
 	if a.tracked[pid] && adjust == nil {
 		return
 	}
-	info := readService(a.cfg.ProcRoot, pid)
+	info := readService(a.cfg.ProcRoot, pid, a.execs[pid])
 	if adjust != nil {
 		adjust(&info)
 	}
@@ -225,7 +228,7 @@ func (a *runner) service(pid uint32) export.ServiceInfo {
 	if ok {
 		return info
 	}
-	return readService(a.cfg.ProcRoot, pid).ServiceInfo
+	return readService(a.cfg.ProcRoot, pid, procinfo.Exec{}).ServiceInfo
 }
 
 func (a *runner) forget(pid uint32, at time.Time) {
@@ -278,7 +281,10 @@ func (a *runner) decidePending(pid uint32) bool {
 	if tracked {
 		return true
 	}
-	if a.sel.OnExec(pid) {
+	a.mu.Lock()
+	exec := a.execs[pid]
+	a.mu.Unlock()
+	if a.sel.OnExec(pid, exec) {
 		a.track(pid, "exec")
 		return true
 	}
@@ -322,7 +328,13 @@ func (a *runner) onData(ev *capture.Event) {
 func (a *runner) onCtl(ev *capture.Event) {
 	switch ev.Type {
 	case capture.Exec:
+		a.mu.Lock()
+		a.execs[ev.PID] = procinfo.ParseExec(ev.Data)
+		a.mu.Unlock()
 		a.decidePending(ev.PID)
+		a.mu.Lock()
+		delete(a.execs, ev.PID)
+		a.mu.Unlock()
 	case capture.Listen:
 		if a.sel.OnListen(ev.PID, uint16(ev.Len)) {
 			a.track(ev.PID, fmt.Sprintf("listen :%d", ev.Len))
@@ -331,7 +343,7 @@ func (a *runner) onCtl(ev *capture.Event) {
 		// The kernel already selected the child; remember it for exit.
 		a.mu.Lock()
 		a.tracked[ev.TID] = true
-		a.services[ev.TID] = readService(a.cfg.ProcRoot, ev.TID).ServiceInfo
+		a.services[ev.TID] = readService(a.cfg.ProcRoot, ev.TID, procinfo.Exec{}).ServiceInfo
 		a.mu.Unlock()
 		slog.Debug("tracing forked child", "parent", ev.PID, "pid", ev.TID)
 	case capture.Exit:
@@ -410,10 +422,13 @@ type process struct {
 }
 
 // readService reads a pid's service identity from /proc.
-func readService(procRoot string, pid uint32) process {
+func readService(procRoot string, pid uint32, exec procinfo.Exec) process {
 	info, err := procinfo.Read(procRoot, pid)
-	if err != nil {
-		return process{ServiceInfo: export.ServiceInfo{PID: pid, ServiceName: fmt.Sprintf("pid-%d", pid)}}
+	if err != nil || info.ExePath == "" && exec.Path != "" {
+		if exec.Path == "" {
+			return process{ServiceInfo: export.ServiceInfo{PID: pid, ServiceName: fmt.Sprintf("pid-%d", pid)}}
+		}
+		info = procinfo.FromExec(pid, exec) // gone (or a zombie) already
 	}
 	return process{goRuntime: info.GoRuntime, ServiceInfo: export.ServiceInfo{
 		PID:            pid,

@@ -383,8 +383,19 @@ int exit_listen(struct sys_exit_ctx *ctx)
 	return 0;
 }
 
+/* An exec event carries the program's path and argv: the agent decides
+ * selection from them when the process is already gone (or a zombie) by
+ * the time it reads /proc, as short-lived clients often are. */
+#define EXEC_PATH_MAX 256
+#define EXEC_ARGV_MAX 256
+
+struct exec_event {
+	struct event_hdr hdr;
+	char info[EXEC_PATH_MAX + EXEC_ARGV_MAX]; /* path NUL argv (NUL-separated) */
+};
+
 SEC("tracepoint/sched/sched_process_exec")
-int on_exec(void *ctx)
+int on_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	if (!watch_exec)
 		return 0;
@@ -393,7 +404,32 @@ int on_exec(void *ctx)
 	/* Capture from the first syscall; the agent confirms or drops it. */
 	__u8 pending = TRACE_PENDING;
 	bpf_map_update_elem(&traced_pids, &tgid, &pending, BPF_NOEXIST);
-	emit_ctl(&ctl_events, EV_EXEC, tgid, (__u32)id, -1, 0, 0);
+	struct exec_event *e = bpf_ringbuf_reserve(&ctl_events, sizeof(*e), 0);
+	if (!e) {
+		count(CNT_CTL_DROPS);
+		return 0;
+	}
+	__builtin_memset(&e->hdr, 0, sizeof(e->hdr));
+	e->hdr.type = EV_EXEC;
+	e->hdr.pid = tgid;
+	e->hdr.tid = (__u32)id;
+	e->hdr.fd = -1;
+	e->hdr.start_ns = e->hdr.end_ns = bpf_ktime_get_ns();
+	long n = bpf_probe_read_kernel_str(e->info, EXEC_PATH_MAX - 1,
+					   (void *)ctx + (ctx->__data_loc_filename & 0xFFFF));
+	if (n < 0)
+		n = 0;
+	n &= EXEC_PATH_MAX - 1;
+	/* The new image's argv was just copied onto its stack: resident. */
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 as = BPF_CORE_READ(task, mm, arg_start), ae = BPF_CORE_READ(task, mm, arg_end);
+	__u64 alen = ae > as ? ae - as : 0;
+	if (alen > EXEC_ARGV_MAX)
+		alen = EXEC_ARGV_MAX;
+	if (alen && bpf_probe_read_user(e->info + n, alen, (void *)as))
+		alen = 0;
+	e->hdr.captured = n + alen;
+	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
 

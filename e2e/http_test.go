@@ -256,3 +256,23 @@ func clientSpans(spans []otlptest.Span, service string) []otlptest.Span {
 		return s.Service == service && s.Kind == tracepb.Span_SPAN_KIND_CLIENT
 	})
 }
+
+// TestShortLivedClients: processes picked up by --exe that are gone before
+// the agent could read /proc are still selected and named, from what the
+// kernel reported at their exec.
+func TestShortLivedClients(t *testing.T) {
+	requireE2E(t)
+	rcv := otlptest.Start(t)
+	srv := startServer(t, "python", "short-back", 0)
+	startAgent(t, rcv, "--exe", "*/curl")
+	const n = 12
+	for i := 0; i < n; i++ {
+		curl(t, srv.URL(fmt.Sprintf("/short/%d", i)))
+	}
+	rcv.WaitFor(t, 15*time.Second, fmt.Sprintf("%d curl CLIENT spans", n), func(spans []otlptest.Span) bool {
+		return len(clientSpans(spans, "curl")) >= n
+	})
+	if got := len(clientSpans(rcv.Spans(), "curl")); got != n {
+		t.Errorf("%d curl CLIENT spans, want %d", got, n)
+	}
+}

@@ -7,6 +7,7 @@
 package procinfo
 
 import (
+	"bytes"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -89,4 +90,33 @@ func fallbackName(info Info) string {
 		}
 	}
 	return fmt.Sprintf("pid-%d", info.PID)
+}
+
+// Exec is what the kernel reported of a process at its exec: the path it
+// was started from and its argv (possibly cut short). It identifies a
+// process that exited before /proc could be read.
+type Exec struct {
+	Path string
+	Argv []string
+}
+
+// ParseExec decodes an exec event's payload: the path, a NUL, then argv as
+// NUL-separated strings.
+func ParseExec(b []byte) Exec {
+	path, argv, _ := bytes.Cut(b, []byte{0})
+	return Exec{Path: string(path), Argv: splitNUL(argv)}
+}
+
+// FromExec describes pid from its exec record alone (no environment, so
+// no OTEL_SERVICE_NAME): the fallback for a process already gone.
+func FromExec(pid uint32, e Exec) Info {
+	info := Info{PID: pid, ExePath: e.Path, CommandLine: e.Argv}
+	if e.Path != "" {
+		info.ExeName = filepath.Base(e.Path)
+	}
+	if len(e.Argv) > 0 {
+		info.Command = e.Argv[0]
+	}
+	info.ServiceName = fallbackName(info)
+	return info
 }

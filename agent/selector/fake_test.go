@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tracer-agent/tracer-agent/agent/procinfo"
 )
 
 // fakeProc is one process of a fake /proc tree.
@@ -121,7 +123,7 @@ func TestFakeSelfExcluded(t *testing.T) {
 	root := fakeTree(t)
 	s := New(root, Criteria{ExeGlobs: []string{"sleep"}, Ports: []uint16{8080}})
 	s.self = 100
-	if s.OnExec(100) || s.OnListen(100, 8080) {
+	if s.OnExec(100, procinfo.Exec{}) || s.OnListen(100, 8080) {
 		t.Error("self selected by an event")
 	}
 	if got, _ := s.Rescan(); !reflect.DeepEqual(got, []uint32{103, 104}) {
@@ -139,15 +141,27 @@ func TestFakeEvents(t *testing.T) {
 	if !s.WatchesExec() || !s.WatchesListen() {
 		t.Error("watches")
 	}
-	if !s.OnExec(101) || s.OnExec(100) || s.OnExec(2) || s.OnExec(9999) {
+	if !s.OnExec(101, procinfo.Exec{}) || s.OnExec(100, procinfo.Exec{}) || s.OnExec(2, procinfo.Exec{}) || s.OnExec(9999, procinfo.Exec{}) {
 		t.Error("OnExec")
 	}
 	if !s.OnListen(105, 8080) || s.OnListen(105, 80) {
 		t.Error("OnListen")
 	}
 	none := New(root, Criteria{PIDs: []uint32{100}})
-	if none.WatchesExec() || none.WatchesListen() || none.OnExec(101) || none.OnListen(105, 8080) {
+	if none.WatchesExec() || none.WatchesListen() || none.OnExec(101, procinfo.Exec{}) || none.OnListen(105, 8080) {
 		t.Error("pid-only selector reacts to events")
+	}
+}
+
+// A process gone before /proc is read is decided by its exec record.
+func TestFakeExecRecordOfGoneProcess(t *testing.T) {
+	root := fakeTree(t)
+	s := New(root, Criteria{ExeGlobs: []string{"grpcapp"}})
+	if !s.OnExec(9999, procinfo.Exec{Path: "/tmp/x/grpcapp", Argv: []string{"/tmp/x/grpcapp", "call"}}) {
+		t.Error("exec record of a gone process not matched")
+	}
+	if s.OnExec(9999, procinfo.Exec{Path: "/usr/bin/curl", Argv: []string{"curl"}}) {
+		t.Error("unmatching exec record selected")
 	}
 }
 

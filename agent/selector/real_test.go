@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tracer-agent/tracer-agent/agent/procinfo"
 )
 
 // startChild runs a command for the test's duration and returns its pid
@@ -84,7 +86,7 @@ func TestRealExe(t *testing.T) {
 		if got, _ := s.Rescan(); !slices.Contains(got, pid) {
 			t.Errorf("Rescan(--exe %q) lacks %d", glob, pid)
 		}
-		if !s.OnExec(pid) {
+		if !s.OnExec(pid, procinfo.Exec{}) {
 			t.Errorf("OnExec(--exe %q) = false", glob)
 		}
 		if slices.Contains(got, uint32(os.Getpid())) {
@@ -92,7 +94,7 @@ func TestRealExe(t *testing.T) {
 		}
 	}
 	s := New("/proc", Criteria{ExeGlobs: []string{"no-such-program-xyz"}})
-	if s.OnExec(pid) {
+	if s.OnExec(pid, procinfo.Exec{}) {
 		t.Error("OnExec matched a foreign glob")
 	}
 	// Explicit pid.
@@ -115,7 +117,7 @@ func TestRealScript(t *testing.T) {
 	if err != nil || !slices.Equal(got, []uint32{pid}) {
 		t.Errorf("Initial(--exe frontend.py) = %v, %v; want [%d]", got, err, pid)
 	}
-	if !s.OnExec(pid) {
+	if !s.OnExec(pid, procinfo.Exec{}) {
 		t.Error("OnExec = false")
 	}
 }

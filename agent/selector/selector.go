@@ -91,9 +91,11 @@ func (s *Selector) Rescan() ([]uint32, error) {
 	return slices.Compact(pids), errors.Join(errs...)
 }
 
-// OnExec reports whether a process that just exec'd matches an --exe glob.
-func (s *Selector) OnExec(pid uint32) bool {
-	return s.WatchesExec() && pid != s.self && s.exeMatches(pid)
+// OnExec reports whether a process that just exec'd matches an --exe glob,
+// by its /proc entry or by what the kernel reported at exec (the only
+// record left when a short-lived process is gone before we look).
+func (s *Selector) OnExec(pid uint32, e procinfo.Exec) bool {
+	return s.WatchesExec() && pid != s.self && (s.exeMatches(pid) || matchExe(s.globs, e.Path, e.Argv))
 }
 
 // OnListen reports whether a process's listen() on port selects it.
