@@ -10,6 +10,7 @@
 #include "http.h"
 #include "inject.h"
 #include "gohttp.h"
+#include "h2.h"
 
 /* Set by the agent before load. */
 volatile const __u32 capture_size = 4096; /* <= MAX_CAPTURE */
@@ -86,28 +87,33 @@ static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
 	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
 	if (!cur && (a->state & TRACE_GO))
 		cur = go_client_ctx(&k); /* net/http writes from its writeLoop goroutine */
-	if (!ctx_usable(cur))
-		return; /* the common case: not serving anything */
 	struct sock *sk = tcp_sock_of_fd(a->fd);
 	if (!sk)
 		return;
-	__u64 base = a->ptr, len = count_arg;
+	__u64 base = a->ptr, len = count_arg, iovp = 0;
+	__u32 iovcnt = 1;
 	if (a->kind != IO_BUF) {
-		__u64 iovp = a->ptr;
+		iovp = a->ptr;
+		iovcnt = a->iovcnt;
 		if (a->kind == IO_MSG) {
 			struct user_msghdr_min m = {};
-			if (bpf_probe_read_user(&m, sizeof(m), (void *)a->ptr) || m.iovlen < 1)
+			if (bpf_probe_read_user(&m, sizeof(m), (void *)a->ptr))
 				return;
 			iovp = m.iov;
-		} else if (a->iovcnt < 1) {
-			return;
+			iovcnt = m.iovlen > MAX_IOV ? MAX_IOV : (__u32)m.iovlen;
 		}
+		if (iovcnt < 1)
+			return;
 		struct user_iovec iov = {};
 		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)iovp))
 			return;
 		base = iov.base;
 		len = iov.len;
 	}
+	if (h2_prepare_send((__u64)sk, sk, cur, base, len, iovp, iovcnt, &a->ctx))
+		return; /* HTTP/2: h2.h */
+	if (!ctx_usable(cur))
+		return; /* the common case: not serving anything */
 	__u32 zero = 0;
 	struct data_event *ev = bpf_map_lookup_elem(&scratch, &zero);
 	if (!ev)
@@ -185,6 +191,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 			bpf_map_delete_elem(&inject_plans, &id);
 		}
 	}
+	h2_send_done(id, ctx->ret, &a.ctx);
 
 	__s64 ret = ctx->ret;
 	if (ret <= 0)
@@ -234,13 +241,15 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	ev->hdr.captured = got;
 	read_conn_addr(sk, &ev->hdr.addr);
 	ev->hdr.ctx = a.ctx;
-	if (a.dir == DIR_RECV) {
+	if (a.dir == DIR_RECV && !h2_on_recv(ev->data, got, (__u32)ret, (__u64)sk, a.state, &ev->hdr.ctx)) {
 		on_request_read(ev->data, got, (__u64)sk, a.state, starts_request((__u64)sk, ev->data, got),
 				&ev->hdr.ctx);
 		note_lone_byte((__u64)sk, ev->data, got);
 	}
 	else if (a.dir == DIR_SEND && is_response_start(ev->data, got))
 		on_response_write((__u64)sk, a.state);
+	else if (a.dir == DIR_SEND)
+		h2_on_send(ev->data, got, (__u64)sk, a.state);
 
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))
@@ -296,6 +305,8 @@ int enter_close(struct sys_enter_ctx *ctx)
 	if (!sk)
 		return 0;
 	emit_ctl(&events, EV_CLOSE, id >> 32, (__u32)id, fd, (__u64)sk, 0);
+	__u64 key = (__u64)sk;
+	bpf_map_delete_elem(&h2_socks, &key);
 	return 0;
 }
 

@@ -54,6 +54,51 @@ type CaptureEventHdr struct {
 	Ctx      CaptureTraceCtx
 }
 
+type CaptureH2Send struct {
+	_          structs.HostLayout
+	Sk         uint64
+	Total      uint32
+	N          uint32
+	Applied    uint32
+	Consumed   uint32
+	LocalPort  uint32
+	RemotePort uint32
+	Site       [4]struct {
+		_        structs.HostLayout
+		FrameOff uint32
+		InsOff   uint32
+		Hdr      [12]uint8
+		Field    [72]uint8
+	}
+}
+
+type CaptureH2Sock struct {
+	_        structs.HostLayout
+	Role     uint8
+	NoInject uint8
+	RxUnsync uint8
+	Pad      uint8
+	RxSkip   uint32
+}
+
+type CaptureH2Walk struct {
+	_       structs.HostLayout
+	Send    CaptureH2Send
+	IovBase [8]uint64
+	IovLen  [8]uint64
+	Niov    uint32
+	Off     uint32
+	Nreq    uint32
+	Bad     uint32
+	HasTp   uint32
+	Blen    uint32
+	Pos     uint32
+	Pad     uint32
+	Ctx     CaptureTraceCtx
+	Hdr     [16]uint8
+	Blk     [2048]uint8
+}
+
 type CaptureInjectPlan struct {
 	_          structs.HostLayout
 	Off        uint32
@@ -122,6 +167,9 @@ const (
 	CaptureMapCtxScratch          = "ctx_scratch"
 	CaptureMapEvents              = "events"
 	CaptureMapGoWriter            = "go_writer"
+	CaptureMapH2Sends             = "h2_sends"
+	CaptureMapH2Socks             = "h2_socks"
+	CaptureMapH2WalkScratch       = "h2_walk_scratch"
 	CaptureMapInjectPlans         = "inject_plans"
 	CaptureMapListenFds           = "listen_fds"
 	CaptureMapLoneByte            = "lone_byte"
@@ -238,22 +286,25 @@ type CaptureProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CaptureMapSpecs struct {
-	ActiveIo    *ebpf.MapSpec `ebpf:"active_io"`
-	ClientSocks *ebpf.MapSpec `ebpf:"client_socks"`
-	Connecting  *ebpf.MapSpec `ebpf:"connecting"`
-	Counters    *ebpf.MapSpec `ebpf:"counters"`
-	CtlEvents   *ebpf.MapSpec `ebpf:"ctl_events"`
-	CtxScratch  *ebpf.MapSpec `ebpf:"ctx_scratch"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	GoWriter    *ebpf.MapSpec `ebpf:"go_writer"`
-	InjectPlans *ebpf.MapSpec `ebpf:"inject_plans"`
-	ListenFds   *ebpf.MapSpec `ebpf:"listen_fds"`
-	LoneByte    *ebpf.MapSpec `ebpf:"lone_byte"`
-	PconnCtx    *ebpf.MapSpec `ebpf:"pconn_ctx"`
-	PlanScratch *ebpf.MapSpec `ebpf:"plan_scratch"`
-	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
-	ServerCtx   *ebpf.MapSpec `ebpf:"server_ctx"`
-	TracedPids  *ebpf.MapSpec `ebpf:"traced_pids"`
+	ActiveIo      *ebpf.MapSpec `ebpf:"active_io"`
+	ClientSocks   *ebpf.MapSpec `ebpf:"client_socks"`
+	Connecting    *ebpf.MapSpec `ebpf:"connecting"`
+	Counters      *ebpf.MapSpec `ebpf:"counters"`
+	CtlEvents     *ebpf.MapSpec `ebpf:"ctl_events"`
+	CtxScratch    *ebpf.MapSpec `ebpf:"ctx_scratch"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	GoWriter      *ebpf.MapSpec `ebpf:"go_writer"`
+	H2Sends       *ebpf.MapSpec `ebpf:"h2_sends"`
+	H2Socks       *ebpf.MapSpec `ebpf:"h2_socks"`
+	H2WalkScratch *ebpf.MapSpec `ebpf:"h2_walk_scratch"`
+	InjectPlans   *ebpf.MapSpec `ebpf:"inject_plans"`
+	ListenFds     *ebpf.MapSpec `ebpf:"listen_fds"`
+	LoneByte      *ebpf.MapSpec `ebpf:"lone_byte"`
+	PconnCtx      *ebpf.MapSpec `ebpf:"pconn_ctx"`
+	PlanScratch   *ebpf.MapSpec `ebpf:"plan_scratch"`
+	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
+	ServerCtx     *ebpf.MapSpec `ebpf:"server_ctx"`
+	TracedPids    *ebpf.MapSpec `ebpf:"traced_pids"`
 }
 
 // CaptureVariableSpecs contains global variables before they are loaded into the kernel.
@@ -288,22 +339,25 @@ func (o *CaptureObjects) Close() error {
 //
 // It can be passed to LoadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CaptureMaps struct {
-	ActiveIo    *ebpf.Map `ebpf:"active_io"`
-	ClientSocks *ebpf.Map `ebpf:"client_socks"`
-	Connecting  *ebpf.Map `ebpf:"connecting"`
-	Counters    *ebpf.Map `ebpf:"counters"`
-	CtlEvents   *ebpf.Map `ebpf:"ctl_events"`
-	CtxScratch  *ebpf.Map `ebpf:"ctx_scratch"`
-	Events      *ebpf.Map `ebpf:"events"`
-	GoWriter    *ebpf.Map `ebpf:"go_writer"`
-	InjectPlans *ebpf.Map `ebpf:"inject_plans"`
-	ListenFds   *ebpf.Map `ebpf:"listen_fds"`
-	LoneByte    *ebpf.Map `ebpf:"lone_byte"`
-	PconnCtx    *ebpf.Map `ebpf:"pconn_ctx"`
-	PlanScratch *ebpf.Map `ebpf:"plan_scratch"`
-	Scratch     *ebpf.Map `ebpf:"scratch"`
-	ServerCtx   *ebpf.Map `ebpf:"server_ctx"`
-	TracedPids  *ebpf.Map `ebpf:"traced_pids"`
+	ActiveIo      *ebpf.Map `ebpf:"active_io"`
+	ClientSocks   *ebpf.Map `ebpf:"client_socks"`
+	Connecting    *ebpf.Map `ebpf:"connecting"`
+	Counters      *ebpf.Map `ebpf:"counters"`
+	CtlEvents     *ebpf.Map `ebpf:"ctl_events"`
+	CtxScratch    *ebpf.Map `ebpf:"ctx_scratch"`
+	Events        *ebpf.Map `ebpf:"events"`
+	GoWriter      *ebpf.Map `ebpf:"go_writer"`
+	H2Sends       *ebpf.Map `ebpf:"h2_sends"`
+	H2Socks       *ebpf.Map `ebpf:"h2_socks"`
+	H2WalkScratch *ebpf.Map `ebpf:"h2_walk_scratch"`
+	InjectPlans   *ebpf.Map `ebpf:"inject_plans"`
+	ListenFds     *ebpf.Map `ebpf:"listen_fds"`
+	LoneByte      *ebpf.Map `ebpf:"lone_byte"`
+	PconnCtx      *ebpf.Map `ebpf:"pconn_ctx"`
+	PlanScratch   *ebpf.Map `ebpf:"plan_scratch"`
+	Scratch       *ebpf.Map `ebpf:"scratch"`
+	ServerCtx     *ebpf.Map `ebpf:"server_ctx"`
+	TracedPids    *ebpf.Map `ebpf:"traced_pids"`
 }
 
 func (m *CaptureMaps) Close() error {
@@ -316,6 +370,9 @@ func (m *CaptureMaps) Close() error {
 		m.CtxScratch,
 		m.Events,
 		m.GoWriter,
+		m.H2Sends,
+		m.H2Socks,
+		m.H2WalkScratch,
 		m.InjectPlans,
 		m.ListenFds,
 		m.LoneByte,

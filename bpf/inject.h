@@ -9,6 +9,7 @@
 #pragma once
 
 #include "http.h"
+#include "h2.h"
 
 /* Client sockets of selected processes, keyed by socket cookie. */
 struct {
@@ -58,6 +59,8 @@ SEC("sk_msg")
 int inject_traceparent(struct sk_msg_md *msg)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	if (h2_apply(msg, id))
+		return SK_PASS; /* an HTTP/2 write: h2.h */
 	struct inject_plan *p = bpf_map_lookup_elem(&inject_plans, &id);
 	if (!p || p->done)
 		return SK_PASS;
