@@ -234,7 +234,7 @@ func TestGRPCTrailersOnlyAndContext(t *testing.T) {
 	if !sp.Error || sp.StatusMessage != "down for%zzmaint" {
 		t.Errorf("error %v %q", sp.Error, sp.StatusMessage)
 	}
-	if !sp.SpanContext.Equal(own) || sp.Parent.SpanID().String() != "00f067aa0ba902b7" || sp.Parent.TraceState().Get("k") != "v" {
+	if !sp.SpanContext.Equal(StreamSpan(own, 1)) || sp.SpanContext.SpanID().String() != "4444444444444445" || sp.Parent.SpanID().String() != "00f067aa0ba902b7" || sp.Parent.TraceState().Get("k") != "v" {
 		t.Errorf("ctx %v parent %v", sp.SpanContext, sp.Parent)
 	}
 }
