@@ -79,6 +79,8 @@ type CaptureH2Sock struct {
 	RxUnsync uint8
 	Pad      uint8
 	RxSkip   uint32
+	MaxSid   uint32
+	Pad2     uint32
 }
 
 type CaptureH2Walk struct {
@@ -93,7 +95,7 @@ type CaptureH2Walk struct {
 	HasTp   uint32
 	Blen    uint32
 	Pos     uint32
-	Pad     uint32
+	MaxSid  uint32
 	Ctx     CaptureTraceCtx
 	Hdr     [16]uint8
 	Blk     [2048]uint8

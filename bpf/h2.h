@@ -22,8 +22,9 @@
  * goroutine's) server context like an HTTP/1 request read (http.h): from
  * a traceparent literal in the form injected here (or with incremental /
  * never indexing), else a new root; the SERVER span is h2_derive(base, s).
- * Each request read counts as outstanding; each response HEADERS written
- * (its first field is :status) answers one. */
+ * Each request read (a HEADERS frame opening a new stream) counts as
+ * outstanding; each response HEADERS written (its first field is a
+ * static-table :status) answers one. */
 #pragma once
 
 #include "http.h"
@@ -55,6 +56,8 @@ struct h2_sock {
 	__u8 rx_unsync; /* the next read's frame boundary is unknown */
 	__u8 _pad;
 	__u32 rx_skip;  /* bytes of a frame still to be read before the next frame header */
+	__u32 max_sid;  /* highest stream the client opened: a HEADERS frame above opens a request */
+	__u32 _pad2;
 };
 
 /* HTTP/2 sockets of traced processes, keyed by struct sock *. */
@@ -104,7 +107,7 @@ struct h2_walk {
 	__u32 has_tp;  /* the app's own traceparent seen */
 	__u32 blen;
 	__u32 pos;     /* search position in blk */
-	__u32 _pad;
+	__u32 max_sid; /* see h2_sock */
 	struct trace_ctx ctx; /* the write's client context (base span id) */
 	__u8 hdr[16];
 	__u8 blk[H2_BLOCK_MAX * 2];
@@ -239,7 +242,6 @@ static __always_inline __u32 h2_first_name(__u32 w, __u32 len)
 	return idx < 15 ? idx : 0;
 }
 
-static __always_inline int h2_is_request_name(__u32 idx) { return idx >= 1 && idx <= 7; }
 static __always_inline int h2_is_status_name(__u32 idx) { return idx >= 8 && idx <= 14; }
 
 /* --- egress: plan at sys_enter ------------------------------------------ */
@@ -307,8 +309,8 @@ static __always_inline void h2_put_field(__u8 *f, struct trace_ctx *c, __u32 sid
 	f[68] = c->trace_flags ? '1' : '0';
 }
 
-/* A whole HEADERS frame with END_HEADERS at w->off: when its block opens
- * with a request pseudo-header, a request; plan its insertion. */
+/* A whole HEADERS frame with END_HEADERS at w->off: when it opens a new
+ * stream, a request; plan its insertion. */
 static __always_inline void h2_request_frame(struct h2_walk *w, struct h2_fh *f)
 {
 	__u32 fs = w->off + H2_HDR + h2_frag_start(f->flags);
@@ -331,10 +333,11 @@ static __always_inline void h2_request_frame(struct h2_walk *w, struct h2_fh *f)
 	asm volatile("" : "+r"(blen));
 	if (!a || bpf_probe_read_user(w->blk, blen & H2_BLK_MASK, (void *)a))
 		return;
-	__u32 first = 0;
-	__builtin_memcpy(&first, w->blk, 4);
-	if (!h2_is_request_name(h2_first_name(first, blen)))
+	/* A request opens its stream (RFC 9113 §5.1.1: client streams grow);
+	 * a later HEADERS frame on a stream is trailers. */
+	if (f->sid <= w->max_sid)
 		return;
+	w->max_sid = f->sid;
 	w->nreq++;
 	w->blen = blen;
 	if (h2_has_tp_name(w))
@@ -434,6 +437,7 @@ static __always_inline int h2_prepare_send(__u64 sk, struct sock *s, struct srv_
 	w->send.remote_port = BPF_CORE_READ(s, __sk_common.skc_dport);
 	w->off = off;
 	w->nreq = w->bad = w->has_tp = 0;
+	w->max_sid = hs ? hs->max_sid : 0;
 	if (ctx_usable(cur)) {
 		client_ctx(cur, &w->ctx);
 	} else { /* a new root, sampled as a server's would be */
@@ -446,10 +450,12 @@ static __always_inline int h2_prepare_send(__u64 sk, struct sock *s, struct srv_
 	bpf_loop(H2_MAX_FRAMES, h2_send_cb, &w, 0);
 	if (w->bad)
 		return 1;
+	struct h2_sock *h = bpf_map_lookup_elem(&h2_socks, &sk);
+	if (h && w->max_sid > h->max_sid)
+		h->max_sid = w->max_sid;
 	if (w->has_tp) {
 		/* The app propagates itself: it may index the name from now on,
 		 * so this connection is left alone. */
-		struct h2_sock *h = bpf_map_lookup_elem(&h2_socks, &sk);
 		if (h)
 			h->no_inject = 1;
 		w->send.n = 0;
@@ -569,7 +575,7 @@ struct h2_rx {
 	__u32 sid;      /* stream of the first request HEADERS */
 	__u32 blk;      /* its block, when whole in the capture */
 	__u32 blk_end;
-	__u32 _pad;
+	__u32 max_sid;  /* see h2_sock */
 };
 
 /* One frame of captured bytes; 1 stops the walk. */
@@ -600,12 +606,11 @@ __attribute__((noinline)) int h2_rx_frame(struct h2_rx *r)
 			name = h2_first_name(first, fend - pad - fs);
 		if (h2_is_status_name(name)) {
 			r->nresp++;
-		} else {
-			/* from a client: a request (trailers are rare; counting one
-			 * too many only withholds a link, never makes a wrong one) */
+		} else if (f.sid > r->max_sid) { /* from a client: opens a request */
+			r->max_sid = f.sid;
 			if (!r->nreq) {
 				r->sid = f.sid;
-				if (h2_is_request_name(name)) {
+				if (whole) {
 					r->blk = fs;
 					r->blk_end = fend - pad;
 				}
@@ -705,8 +710,11 @@ static __always_inline int h2_on_recv(const __u8 *data, __u32 got, __u32 ret, __
 	} else {
 		r.off = hs->rx_skip;
 		r.strict = hs->rx_unsync; /* a guess at a boundary: be strict */
+		r.max_sid = hs->max_sid;
 	}
 	bpf_loop(H2_MAX_FRAMES, h2_rx_cb, &r, 0);
+	if (!r.bad)
+		hs->max_sid = r.max_sid;
 	/* Where the next read starts: inside the frame the walk stopped in. */
 	if (!r.bad && r.off >= ret) {
 		hs->rx_skip = r.off - ret;

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/tracer-agent/tracer-agent/internal/otlptest"
 	"github.com/tracer-agent/tracer-agent/internal/testenv"
@@ -456,4 +458,109 @@ func TestH2InjectionByteExact(t *testing.T) {
 		})
 	}
 	ag.stop(t)
+}
+
+// ---- a chain through gRPC -----------------------------------------------------
+
+// startNodeHop starts testdata/grpcnode/chain.js in mode with arg.
+func startNodeHop(t *testing.T, service, mode string, arg int) server {
+	t.Helper()
+	if _, err := os.Stat("testdata/grpcnode/node_modules/@grpc/grpc-js"); err != nil {
+		t.Fatalf("@grpc/grpc-js is not installed: run npm install in e2e/testdata/grpcnode (.ci/run does): %v", err)
+	}
+	p := start(t, []string{"OTEL_SERVICE_NAME=" + service}, testenv.RequireCommand(t, "node"),
+		"testdata/grpcnode/chain.js", mode, strconv.Itoa(arg))
+	line := p.waitOutput(t, "listening ", 20*time.Second)
+	port, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "listening ")))
+	if err != nil {
+		t.Fatalf("%s printed %q", service, line)
+	}
+	return server{proc: p, Lang: "node", Port: port}
+}
+
+// TestH2Chain: HTTP/1 (Node) -> gRPC (grpc-js client) -> gRPC server
+// (grpc-js) -> HTTP/1 (Python) forms one trace per request with exact
+// parent links: the kernel injects traceparent into the gRPC request
+// HEADERS and, on the gRPC server, takes it as the reading thread's server
+// context, which parents the server's own HTTP/1 call. Node runs a
+// handler on the thread that read its request (one event loop), which
+// is what per-thread context needs; grpc-go's server reads requests in one
+// goroutine and runs handlers in others, so its outgoing calls cannot be
+// linked this way (see README).
+func TestH2Chain(t *testing.T) {
+	requireE2E(t)
+	rcv := otlptest.Start(t)
+	users := startServer(t, "python", "h2chain-users", 0)
+	hop := startNodeHop(t, "h2chain-grpc", "grpc", users.Port)
+	front := startNodeHop(t, "h2chain-front", "front", hop.Port)
+	ag := startAgent(t, rcv, "--pid", strconv.Itoa(front.Pid()), "--pid", strconv.Itoa(hop.Pid()), "--pid", strconv.Itoa(users.Pid()))
+	const n = 6
+	for i := range n {
+		if out := curl(t, front.URL(fmt.Sprintf("/users/%d", 100+i))); out != fmt.Sprintf("user %d\n", 100+i) {
+			t.Fatalf("front answered %q", out)
+		}
+	}
+	hops := []struct {
+		service string
+		kind    tracepb.Span_SpanKind
+	}{
+		{"h2chain-front", tracepb.Span_SPAN_KIND_SERVER},
+		{"h2chain-front", tracepb.Span_SPAN_KIND_CLIENT},
+		{"h2chain-grpc", tracepb.Span_SPAN_KIND_SERVER},
+		{"h2chain-grpc", tracepb.Span_SPAN_KIND_CLIENT},
+		{"h2chain-users", tracepb.Span_SPAN_KIND_SERVER},
+	}
+	// follow walks one request's chain from its front SERVER span.
+	follow := func(spans []otlptest.Span, root otlptest.Span) ([]otlptest.Span, error) {
+		line := []otlptest.Span{root}
+		for _, h := range hops[1:] {
+			prev := line[len(line)-1]
+			next := otlptest.Filter(spans, func(s otlptest.Span) bool {
+				return s.Service == h.service && s.Kind == h.kind && s.ParentID == prev.SpanID && s.TraceID == prev.TraceID
+			})
+			if len(next) != 1 {
+				return line, fmt.Errorf("%d %s %s children of %s %s %q, want 1", len(next), h.service, h.kind, prev.Service, prev.Kind, prev.Name)
+			}
+			line = append(line, next[0])
+		}
+		return line, nil
+	}
+	fronts := func(spans []otlptest.Span) []otlptest.Span {
+		return otlptest.Filter(serverSpans(spans, "h2chain-front"), func(s otlptest.Span) bool {
+			return strings.HasPrefix(fmt.Sprint(s.Attrs["url.path"]), "/users/1")
+		})
+	}
+	var lastErr error
+	spans := rcv.WaitFor(t, spanTimeout, fmt.Sprintf("%d linked chains", n), func(spans []otlptest.Span) bool {
+		fs := fronts(spans)
+		if len(fs) < n {
+			lastErr = fmt.Errorf("%d front SERVER spans", len(fs))
+			return false
+		}
+		for _, f := range fs {
+			if _, err := follow(spans, f); err != nil {
+				lastErr = err
+				return false
+			}
+		}
+		return true
+	})
+	ag.stop(t)
+	_ = lastErr
+	for _, f := range fronts(spans) {
+		if f.ParentID != "" {
+			t.Errorf("front SERVER span has parent %s, want a root", f.ParentID)
+		}
+		line, err := follow(spans, f)
+		if err != nil {
+			t.Errorf("%s: %v", f.Attrs["url.path"], err)
+			continue
+		}
+		if line[1].Name != "chain.Hop/Get" || line[2].Name != "chain.Hop/Get" {
+			t.Errorf("gRPC spans named %q, %q", line[1].Name, line[2].Name)
+		}
+		if got := len(otlptest.Filter(spans, func(s otlptest.Span) bool { return s.TraceID == f.TraceID })); got != len(hops) {
+			t.Errorf("%s: %d spans in the trace, want %d", f.Attrs["url.path"], got, len(hops))
+		}
+	}
 }
