@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/tracer-agent/tracer-agent/internal/otlptest"
 	"github.com/tracer-agent/tracer-agent/internal/testenv"
