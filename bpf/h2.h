@@ -264,31 +264,66 @@ static __always_inline __u64 h2_user_addr(struct h2_walk *w, __u32 off, __u32 n)
 
 static const __u8 h2_tp_huff[8] = {0x4d, 0x83, 0x21, 0x6b, 0x1d, 0x85, 0xa9, 0x3f};
 
-/* Whether w->blk (w->blen bytes) holds a traceparent name, plain or
- * Huffman encoded. A global function: verified once. */
-__attribute__((noinline)) int h2_has_tp_name(struct h2_walk *w)
+/* A search of a header block copied into h2_walk.blk, by bpf_loop (a
+ * bounded loop would be verified once per position, in every program). */
+struct h2_search {
+	__u8 *blk;
+	__u32 n;     /* block bytes */
+	__u32 found; /* name: 1; value: its offset + 1 */
+};
+
+/* bpf_loop callback: a traceparent name, plain or Huffman, at position j? */
+static long h2_name_cb(__u64 j, void *arg)
 {
-	if (!w)
+	struct h2_search *s = arg;
+	__u32 p = (__u32)j & (H2_BLOCK_MAX - 1);
+	if (p + 12 > s->n)
+		return 1;
+	__u8 *b = s->blk;
+	__u8 c = b[p];
+	if (c != 0x0b && c != 0x88)
 		return 0;
-	__u32 n = w->blen;
-	__u64 huff = 0;
+	__u64 x = 0, y = 0, huff = 0;
+	__builtin_memcpy(&x, &b[p + 1], 8);
+	__builtin_memcpy(&y, &b[p + 9], 3);
 	__builtin_memcpy(&huff, h2_tp_huff, 8);
-	for (__u32 p = 0; p < H2_BLOCK_MAX; p++) {
-		if (p + 9 > n)
-			return 0;
-		__u8 c = w->blk[p & (H2_BLOCK_MAX - 1)];
-		if (c != 0x0b && c != 0x88)
-			continue;
-		__u64 x = 0, y = 0;
-		__builtin_memcpy(&x, &w->blk[(p + 1) & (H2_BLOCK_MAX - 1)], 8);
-		if (c == 0x88 && x == huff)
-			return 1;
-		__builtin_memcpy(&y, &w->blk[(p + 9) & (H2_BLOCK_MAX - 1)], 3);
-		if (c == 0x0b && p + 12 <= n && x == LOWER8('t', 'r', 'a', 'c', 'e', 'p', 'a', 'r') &&
-		    y == LOWER8('e', 'n', 't', 0, 0, 0, 0, 0))
-			return 1;
+	if ((c == 0x88 && x == huff) ||
+	    (c == 0x0b && x == LOWER8('t', 'r', 'a', 'c', 'e', 'p', 'a', 'r') && y == LOWER8('e', 'n', 't', 0, 0, 0, 0, 0))) {
+		s->found = 1;
+		return 1;
 	}
 	return 0;
+}
+
+/* bpf_loop callback: our traceparent field ("\x0btraceparent" + a plain
+ * 55-byte value, any literal kind) with its name at position j + 1? */
+static long h2_value_cb(__u64 j, void *arg)
+{
+	struct h2_search *s = arg;
+	__u32 p = ((__u32)j & (H2_BLOCK_MAX - 1)) + 1;
+	if (p + 13 + 55 > s->n)
+		return 1;
+	__u8 *b = s->blk;
+	if (b[p] != 0x0b || b[p + 12] != 55)
+		return 0;
+	__u64 x = 0, y = 0;
+	__builtin_memcpy(&x, &b[p + 1], 8);
+	__builtin_memcpy(&y, &b[p + 9], 3);
+	__u8 kind = b[p - 1];
+	if (x == LOWER8('t', 'r', 'a', 'c', 'e', 'p', 'a', 'r') && y == LOWER8('e', 'n', 't', 0, 0, 0, 0, 0) &&
+	    (kind == 0x00 || kind == 0x10 || kind == 0x40)) {
+		s->found = p + 13 + 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether w->blk (w->blen bytes) holds a traceparent name. */
+static __always_inline int h2_has_tp_name(struct h2_walk *w)
+{
+	struct h2_search s = {.blk = w->blk, .n = w->blen};
+	bpf_loop(H2_BLOCK_MAX, h2_name_cb, &s, 0);
+	return s.found;
 }
 
 static __always_inline void h2_put_field(__u8 *f, struct trace_ctx *c, __u32 sid)
@@ -628,8 +663,7 @@ static long h2_rx_cb(__u64 j, void *arg)
 }
 
 /* Offset (in the captured bytes) of the value of our traceparent field
- * ("\x0btraceparent" + a plain 55-byte value, any literal kind) in the
- * block r->blk..r->blk_end; 0 when absent. */
+ * in the block r->blk..r->blk_end; 0 when absent. */
 __attribute__((noinline)) int h2_find_tp(struct h2_rx *r)
 {
 	__u32 zero = 0;
@@ -642,21 +676,9 @@ __attribute__((noinline)) int h2_find_tp(struct h2_rx *r)
 	asm volatile("" : "+r"(n));
 	if (bpf_probe_read_kernel(w->blk, n & H2_BLK_MASK, (void *)(r->data + r->blk)))
 		return 0;
-	for (__u32 p = 1; p < H2_BLOCK_MAX; p++) {
-		if (p + 13 + 55 > n)
-			return 0;
-		__u8 *b = w->blk;
-		if (b[p & (H2_BLOCK_MAX - 1)] != 0x0b || b[(p + 12) & (H2_BLOCK_MAX - 1)] != 55)
-			continue;
-		__u64 x = 0, y = 0;
-		__builtin_memcpy(&x, &b[(p + 1) & (H2_BLOCK_MAX - 1)], 8);
-		__builtin_memcpy(&y, &b[(p + 9) & (H2_BLOCK_MAX - 1)], 3);
-		__u8 kind = b[(p - 1) & (H2_BLOCK_MAX - 1)];
-		if (x == LOWER8('t', 'r', 'a', 'c', 'e', 'p', 'a', 'r') && y == LOWER8('e', 'n', 't', 0, 0, 0, 0, 0) &&
-		    (kind == 0x00 || kind == 0x10 || kind == 0x40))
-			return r->blk + p + 13;
-	}
-	return 0;
+	struct h2_search s = {.blk = w->blk, .n = n};
+	bpf_loop(H2_BLOCK_MAX, h2_value_cb, &s, 0);
+	return s.found ? r->blk + s.found - 1 : 0;
 }
 
 /* The thread read nreq request HEADERS frames (one whole in the capture
