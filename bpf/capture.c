@@ -10,6 +10,7 @@
 #include "http.h"
 #include "inject.h"
 #include "gohttp.h"
+#include "h2.h"
 
 /* Set by the agent before load. */
 volatile const __u32 capture_size = 4096; /* <= MAX_CAPTURE */
@@ -100,14 +101,10 @@ static __always_inline int send_iovs(struct io_args *a, __u64 *iovp, __u64 *cnt)
 	return *cnt >= 1;
 }
 
-/* The first buffer a send passes (address, length); 0 if unreadable. */
-static __always_inline int send_first_buf(struct io_args *a, __u64 count_arg, __u64 *base, __u64 *len)
+/* The first buffer of a send whose iovec array is iovp (0: a plain buffer,
+ * base and len preset); 0 if unreadable. */
+static __always_inline int send_first_buf(__u64 iovp, __u64 *base, __u64 *len)
 {
-	__u64 iovp, cnt;
-	if (!send_iovs(a, &iovp, &cnt))
-		return 0;
-	*base = a->ptr;
-	*len = count_arg;
 	if (!iovp)
 		return 1;
 	struct user_iovec iov = {};
@@ -128,15 +125,20 @@ static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
 	if (!cur && (a->state & TRACE_GO))
 		cur = go_client_ctx(&k); /* net/http writes from its writeLoop goroutine */
 	__u64 iovp, iovcnt;
-	if (kafka_inject_enabled && send_iovs(a, &iovp, &iovcnt) &&
+	if (!send_iovs(a, &iovp, &iovcnt))
+		return;
+	if (kafka_inject_enabled &&
 	    kafka_plan_send(a->fd, a->ptr, count_arg, iovp, iovcnt, cur, &a->ctx))
 		return; /* a Kafka Produce: its PRODUCER span, served or not */
+	struct sock *sk = tcp_sock_of_fd(a->fd);
+	__u64 base = a->ptr, len = count_arg;
+	if (!sk || !send_first_buf(iovp, &base, &len))
+		return;
+	if (h2_prepare_send((__u64)sk, sk, cur, base, len, iovp, iovcnt > MAX_IOV ? MAX_IOV : (__u32)iovcnt,
+			    &a->ctx))
+		return; /* HTTP/2: h2.h */
 	if (!ctx_usable(cur))
 		return; /* the common case: not serving anything */
-	struct sock *sk = tcp_sock_of_fd(a->fd);
-	__u64 base, len;
-	if (!sk || !send_first_buf(a, count_arg, &base, &len))
-		return;
 	__u32 zero = 0;
 	struct data_event *ev = bpf_map_lookup_elem(&scratch, &zero);
 	if (!ev)
@@ -229,6 +231,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 		}
 		kafka_plan_finish(id, &a.ctx);
 	}
+	h2_send_done(id, ctx->ret, &a.ctx);
 
 	__s64 ret = ctx->ret;
 	if (ret <= 0)
@@ -278,13 +281,15 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	ev->hdr.captured = got;
 	read_conn_addr(sk, &ev->hdr.addr);
 	ev->hdr.ctx = a.ctx;
-	if (a.dir == DIR_RECV) {
+	if (a.dir == DIR_RECV && !h2_on_recv(ev->data, got, (__u32)ret, (__u64)sk, a.state, &ev->hdr.ctx)) {
 		on_request_read(ev->data, got, (__u64)sk, a.state, starts_request((__u64)sk, ev->data, got),
 				&ev->hdr.ctx);
 		note_lone_byte((__u64)sk, ev->data, got);
 	}
 	else if (a.dir == DIR_SEND && is_response_start(ev->data, got))
 		on_response_write((__u64)sk, a.state);
+	else if (a.dir == DIR_SEND)
+		h2_on_send(ev->data, got, (__u64)sk, a.state);
 
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))
@@ -340,6 +345,8 @@ int enter_close(struct sys_enter_ctx *ctx)
 	if (!sk)
 		return 0;
 	emit_ctl(&events, EV_CLOSE, id >> 32, (__u32)id, fd, (__u64)sk, 0);
+	__u64 key = (__u64)sk;
+	bpf_map_delete_elem(&h2_socks, &key);
 	return 0;
 }
 

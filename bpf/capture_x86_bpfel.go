@@ -54,6 +54,53 @@ type CaptureEventHdr struct {
 	Ctx      CaptureTraceCtx
 }
 
+type CaptureH2Send struct {
+	_          structs.HostLayout
+	Sk         uint64
+	Total      uint32
+	N          uint32
+	Applied    uint32
+	Consumed   uint32
+	LocalPort  uint32
+	RemotePort uint32
+	Site       [4]struct {
+		_        structs.HostLayout
+		FrameOff uint32
+		InsOff   uint32
+		Hdr      [12]uint8
+		Field    [72]uint8
+	}
+}
+
+type CaptureH2Sock struct {
+	_        structs.HostLayout
+	Role     uint8
+	NoInject uint8
+	RxUnsync uint8
+	Pad      uint8
+	RxSkip   uint32
+	MaxSid   uint32
+	Pad2     uint32
+}
+
+type CaptureH2Walk struct {
+	_       structs.HostLayout
+	Send    CaptureH2Send
+	IovBase [8]uint64
+	IovLen  [8]uint64
+	Niov    uint32
+	Off     uint32
+	Nreq    uint32
+	Bad     uint32
+	HasTp   uint32
+	Blen    uint32
+	Pos     uint32
+	MaxSid  uint32
+	Ctx     CaptureTraceCtx
+	Hdr     [16]uint8
+	Blk     [2048]uint8
+}
+
 type CaptureInjectPlan struct {
 	_          structs.HostLayout
 	Off        uint32
@@ -176,6 +223,9 @@ const (
 	CaptureMapCtxScratch          = "ctx_scratch"
 	CaptureMapEvents              = "events"
 	CaptureMapGoWriter            = "go_writer"
+	CaptureMapH2Sends             = "h2_sends"
+	CaptureMapH2Socks             = "h2_socks"
+	CaptureMapH2WalkScratch       = "h2_walk_scratch"
 	CaptureMapInjectPlans         = "inject_plans"
 	CaptureMapKafkaCounters       = "kafka_counters"
 	CaptureMapKafkaPlans          = "kafka_plans"
@@ -304,6 +354,9 @@ type CaptureMapSpecs struct {
 	CtxScratch    *ebpf.MapSpec `ebpf:"ctx_scratch"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	GoWriter      *ebpf.MapSpec `ebpf:"go_writer"`
+	H2Sends       *ebpf.MapSpec `ebpf:"h2_sends"`
+	H2Socks       *ebpf.MapSpec `ebpf:"h2_socks"`
+	H2WalkScratch *ebpf.MapSpec `ebpf:"h2_walk_scratch"`
 	InjectPlans   *ebpf.MapSpec `ebpf:"inject_plans"`
 	KafkaCounters *ebpf.MapSpec `ebpf:"kafka_counters"`
 	KafkaPlans    *ebpf.MapSpec `ebpf:"kafka_plans"`
@@ -358,6 +411,9 @@ type CaptureMaps struct {
 	CtxScratch    *ebpf.Map `ebpf:"ctx_scratch"`
 	Events        *ebpf.Map `ebpf:"events"`
 	GoWriter      *ebpf.Map `ebpf:"go_writer"`
+	H2Sends       *ebpf.Map `ebpf:"h2_sends"`
+	H2Socks       *ebpf.Map `ebpf:"h2_socks"`
+	H2WalkScratch *ebpf.Map `ebpf:"h2_walk_scratch"`
 	InjectPlans   *ebpf.Map `ebpf:"inject_plans"`
 	KafkaCounters *ebpf.Map `ebpf:"kafka_counters"`
 	KafkaPlans    *ebpf.Map `ebpf:"kafka_plans"`
@@ -381,6 +437,9 @@ func (m *CaptureMaps) Close() error {
 		m.CtxScratch,
 		m.Events,
 		m.GoWriter,
+		m.H2Sends,
+		m.H2Socks,
+		m.H2WalkScratch,
 		m.InjectPlans,
 		m.KafkaCounters,
 		m.KafkaPlans,

@@ -10,6 +10,7 @@
 
 #include "http.h"
 #include "kafka_inject.h"
+#include "h2.h"
 
 /* Client sockets of selected processes, keyed by socket cookie. */
 struct {
@@ -61,6 +62,8 @@ int inject_traceparent(struct sk_msg_md *msg)
 	if (kafka_inject_msg(msg))
 		return SK_PASS;
 	__u64 id = bpf_get_current_pid_tgid();
+	if (h2_apply(msg, id))
+		return SK_PASS; /* an HTTP/2 write: h2.h */
 	struct inject_plan *p = bpf_map_lookup_elem(&inject_plans, &id);
 	if (!p || p->done)
 		return SK_PASS;

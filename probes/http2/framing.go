@@ -93,9 +93,10 @@ func (d *direction) feed(c *probe.Chunk) {
 			}
 		}
 	}
-	if d.blk.open && c.Ctx.IsValid() && !d.blk.from.ctx.IsValid() {
-		// The kernel decides a request's ids once it has seen its headers,
-		// which may end in a later read than the one the block began in.
+	if d.blk.open && c.Dir == probe.Send && c.Ctx.IsValid() && !d.blk.from.ctx.IsValid() {
+		// A write's ids belong to the request it sends. (A read's ids are
+		// decided only for a HEADERS frame whole in that read: never an
+		// open block's.)
 		d.blk.from.ctx, d.blk.from.parent = c.Ctx, c.Parent
 	}
 	for len(data) > 0 && d.synced {

@@ -234,7 +234,7 @@ func TestGRPCTrailersOnlyAndContext(t *testing.T) {
 	if !sp.Error || sp.StatusMessage != "down for%zzmaint" {
 		t.Errorf("error %v %q", sp.Error, sp.StatusMessage)
 	}
-	if !sp.SpanContext.Equal(own) || sp.Parent.SpanID().String() != "00f067aa0ba902b7" || sp.Parent.TraceState().Get("k") != "v" {
+	if !sp.SpanContext.Equal(StreamSpan(own, 1)) || sp.SpanContext.SpanID().String() != "4444444444444445" || sp.Parent.SpanID().String() != "00f067aa0ba902b7" || sp.Parent.TraceState().Get("k") != "v" {
 		t.Errorf("ctx %v parent %v", sp.SpanContext, sp.Parent)
 	}
 }
@@ -330,5 +330,30 @@ func TestGRPCHelpers(t *testing.T) {
 	}
 	if !grpcPath("/a.B/Call") || grpcPath("/api/users") || grpcPath("/v1.2/users") || grpcPath("/a.B/C/d") {
 		t.Error("grpcPath")
+	}
+}
+
+// One write opening two streams carries one kernel span id: each stream's
+// CLIENT span gets the id the kernel injected for it (base XOR stream id).
+func TestStreamSpansOfOneWrite(t *testing.T) {
+	base := probe.ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01", "").WithRemote(false)
+	parent := probe.ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-2222222222222222-01", "").WithRemote(false)
+	d := newDriver(serverConn)
+	c, s := newPeer(), newPeer()
+	d.Send(send, clientPreface)
+	req := func(id uint32, path string) []byte {
+		return c.headers(id, true, ":method", "GET", ":path", path, ":scheme", "http", ":authority", "x")
+	}
+	d.Feed(send, append(req(1, "/a"), req(3, "/b")...), -1, base, parent)
+	d.Feed(recv, append(s.headers(1, true, ":status", "200"), s.headers(3, true, ":status", "200")...), -1,
+		trace.SpanContext{}, trace.SpanContext{})
+	want := map[string]string{"GET /a": "1111111111111110", "GET /b": "1111111111111112"}
+	if len(d.Spans) != 2 {
+		t.Fatalf("%d spans", len(d.Spans))
+	}
+	for _, sp := range d.Spans {
+		if sp.SpanContext.SpanID().String() != want[sp.Name] || sp.SpanContext.TraceID() != base.TraceID() || !sp.Parent.Equal(parent) {
+			t.Errorf("%s: %s parent %s", sp.Name, sp.SpanContext.SpanID(), sp.Parent.SpanID())
+		}
 	}
 }

@@ -222,15 +222,16 @@ func grpcCode(st *stream, elapsed time.Duration) string {
 // carries a traceparent the process set itself is that span.
 func setContext(sp *probe.Span, st *stream) {
 	h := &st.req
+	ctx := StreamSpan(st.from.ctx, st.id)
 	if st.kind == trace.SpanKindServer {
-		if st.from.ctx.IsValid() {
-			sp.SpanContext, sp.Parent = st.from.ctx, httpprobe.WithTraceState(st.from.parent, h.tracestate)
+		if ctx.IsValid() {
+			sp.SpanContext, sp.Parent = ctx, httpprobe.WithTraceState(st.from.parent, h.tracestate)
 		} else if h.traceparent != "" {
 			sp.Parent = probe.ParseTraceparent(h.traceparent, h.tracestate)
 		}
 		return
 	}
-	sp.SpanContext, sp.Parent = st.from.ctx, st.from.parent
+	sp.SpanContext, sp.Parent = ctx, st.from.parent
 	if h.traceparent == "" {
 		return
 	}
@@ -240,4 +241,23 @@ func setContext(sp *probe.Span, st *stream) {
 			sp.Parent = trace.SpanContext{}
 		}
 	}
+}
+
+// StreamSpan is the span context of stream id, given the kernel's ids for
+// the syscall its HEADERS frame came in: one syscall may carry several
+// streams, so the kernel (bpf/h2.h h2_derive) gives stream id the base span
+// id with its last 4 bytes XOR id (big endian), and injects exactly that.
+func StreamSpan(base trace.SpanContext, id uint32) trace.SpanContext {
+	if !base.IsValid() {
+		return base
+	}
+	sid := base.SpanID()
+	sid[4] ^= byte(id >> 24)
+	sid[5] ^= byte(id >> 16)
+	sid[6] ^= byte(id >> 8)
+	sid[7] ^= byte(id)
+	if !sid.IsValid() {
+		return base
+	}
+	return base.WithSpanID(sid)
 }

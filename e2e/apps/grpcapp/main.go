@@ -4,6 +4,8 @@
 //	grpcapp serve        a gRPC server (the standard health service); prints "listening <port>"
 //	grpcapp h2c          an HTTP/2 cleartext server (prior knowledge); prints "listening <port>"
 //	grpcapp call ADDR N  N unary health checks against ADDR, then exits
+//	grpcapp par ADDR N   N concurrent health checks on one connection (their
+//	                     HEADERS frames tend to share a write), then exits
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
@@ -39,12 +42,26 @@ func main() {
 			fmt.Fprintf(w, "hello %s over %s\n", r.URL.Path, r.Proto)
 		})
 		fail(http.Serve(ln(), h2c.NewHandler(h, &http2.Server{})))
-	case "call":
+	case "call", "par":
 		n, _ := strconv.Atoi(os.Args[3])
 		conn, err := grpc.NewClient(os.Args[2], grpc.WithTransportCredentials(insecure.NewCredentials()))
 		fail(err)
 		defer conn.Close()
 		c := healthpb.NewHealthClient(conn)
+		if os.Args[1] == "par" {
+			conn.Connect()
+			var wg sync.WaitGroup
+			for i := 0; i < n; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := c.Check(context.Background(), &healthpb.HealthCheckRequest{})
+					fail(err)
+				}()
+			}
+			wg.Wait()
+			return
+		}
 		for i := 0; i < n; i++ {
 			resp, err := c.Check(context.Background(), &healthpb.HealthCheckRequest{})
 			fail(err)

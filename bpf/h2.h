@@ -1,0 +1,765 @@
+/* HTTP/2 (h2c, gRPC) in the kernel: just enough to carry trace context.
+ *
+ * Egress (client sockets): at sys_enter of a write, the frames of the
+ * message are walked (frame headers only, from user memory); each request
+ * HEADERS frame that holds a whole header block (END_HEADERS) gets a plan:
+ * append one HPACK "literal without indexing, new name" field
+ *   0x00 0x0b "traceparent" 0x37 <55 value bytes>
+ * at the end of its block (before any padding) and raise the frame's
+ * 24-bit length by H2_FIELD_LEN. Such a field never touches either
+ * side's dynamic table, so the connection's HPACK state stays in step.
+ * The sk_msg program (h2_apply) checks each frame header is still the
+ * one planned before touching anything; any failure leaves the rest of
+ * the message as written.
+ *
+ * Ids: the write's trace_ctx (reported in its event) holds a base span id;
+ * the span of stream s is h2_derive(base, s) (the base's last 4 bytes XOR
+ * s, big endian). probes/http2 derives the same, so the CLIENT span it
+ * builds for a stream carries exactly the id injected for that stream.
+ *
+ * Ingress (server sockets, recognised by the client preface they read):
+ * a read holding one request HEADERS frame sets the reading thread's (or
+ * goroutine's) server context like an HTTP/1 request read (http.h): from
+ * a traceparent literal in the form injected here (or with incremental /
+ * never indexing), else a new root; the SERVER span is h2_derive(base, s).
+ * Each request read (a HEADERS frame opening a new stream) counts as
+ * outstanding; each response HEADERS written (its first field is a
+ * static-table :status) answers one. */
+#pragma once
+
+#include "http.h"
+
+#define H2_PREFACE_LEN 24
+#define H2_HDR 9
+#define H2_FIELD_LEN 69        /* 1 + 1 + 11 + 1 + 55 */
+#define H2_MAX_SITES 4         /* HEADERS frames injected per message */
+#define H2_MAX_FRAMES 64       /* frames walked per message */
+#define H2_BLOCK_MAX 1024      /* longest header block searched for a traceparent */
+#define H2_MAX_FRAME 16384     /* SETTINGS_MAX_FRAME_SIZE default: never exceeded */
+#define H2_IOV 8
+#define H2_BLK_MASK (H2_BLOCK_MAX * 2 - 1)
+
+#define H2_HEADERS 1
+#define H2_CONTINUATION 9
+#define H2F_END_HEADERS 0x4
+#define H2F_PADDED 0x8
+#define H2F_PRIORITY 0x20
+
+enum h2_role {
+	H2_CLIENT = 1, /* wrote the client preface */
+	H2_SERVER = 2, /* read the client preface */
+};
+
+struct h2_sock {
+	__u8 role;
+	__u8 no_inject; /* the app sent a traceparent itself, or a partial write lost frame sync */
+	__u8 rx_unsync; /* the next read's frame boundary is unknown */
+	__u8 _pad;
+	__u32 rx_skip;  /* bytes of a frame still to be read before the next frame header */
+	__u32 max_sid;  /* highest stream the client opened: a HEADERS frame above opens a request */
+	__u32 _pad2;
+};
+
+/* HTTP/2 sockets of traced processes, keyed by struct sock *. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct h2_sock);
+} h2_socks SEC(".maps");
+
+/* One planned insertion (offsets in the message as the app wrote it). */
+struct h2_site {
+	__u32 frame_off; /* the HEADERS frame's header */
+	__u32 ins_off;   /* end of its header block */
+	__u8 hdr[12];    /* the frame header as planned (9 bytes used) */
+	__u8 field[72];  /* the field inserted (H2_FIELD_LEN bytes used) */
+};
+
+/* A write on an HTTP/2 client socket, from sys_enter to sys_exit. */
+struct h2_send {
+	__u64 sk;
+	__u32 total;    /* bytes handed to the syscall */
+	__u32 n;        /* sites planned */
+	__u32 applied;  /* sites sk_msg inserted */
+	__u32 consumed; /* sk_msg saw the message */
+	__u32 local_port;  /* host order */
+	__u32 remote_port; /* network order, as sk_msg_md has it */
+	struct h2_site site[H2_MAX_SITES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct h2_send);
+} h2_sends SEC(".maps");
+
+/* Walking a message being written (user memory, up to H2_IOV pieces). */
+struct h2_walk {
+	struct h2_send send;
+	__u64 iov_base[H2_IOV];
+	__u64 iov_len[H2_IOV];
+	__u32 niov;
+	__u32 off;     /* next frame header */
+	__u32 nreq;    /* request HEADERS frames seen */
+	__u32 bad;     /* not a frame sequence: plan nothing */
+	__u32 has_tp;  /* the app's own traceparent seen */
+	__u32 blen;
+	__u32 pos;     /* search position in blk */
+	__u32 max_sid; /* see h2_sock */
+	struct trace_ctx ctx; /* the write's client context (base span id) */
+	__u8 hdr[16];
+	__u8 blk[H2_BLOCK_MAX * 2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct h2_walk);
+} h2_walk_scratch SEC(".maps");
+
+static const char h2_preface[H2_PREFACE_LEN] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+static __always_inline int h2_is_preface(const __u8 *d)
+{
+	for (int i = 0; i < H2_PREFACE_LEN; i++)
+		if (d[i] != (__u8)h2_preface[i])
+			return 0;
+	return 1;
+}
+
+/* Stream s's span id from a syscall's base span id (see the top). */
+static __always_inline void h2_derive(__u8 *span, __u32 s)
+{
+	span[4] ^= s >> 24;
+	span[5] ^= s >> 16;
+	span[6] ^= s >> 8;
+	span[7] ^= s;
+}
+
+struct h2_fh {
+	__u32 len;
+	__u32 sid;
+	__u8 type;
+	__u8 flags;
+};
+
+static __always_inline void h2_parse_fh(const __u8 *b, struct h2_fh *f)
+{
+	f->len = (__u32)b[0] << 16 | (__u32)b[1] << 8 | b[2];
+	f->type = b[3];
+	f->flags = b[4];
+	f->sid = (__u32)b[5] << 24 | (__u32)b[6] << 16 | (__u32)b[7] << 8 | b[8];
+}
+
+/* Flags each frame type defines (RFC 9113 §6). */
+static __always_inline __u8 h2_allowed_flags(__u8 type)
+{
+	switch (type) {
+	case 0: return 0x09; /* DATA: END_STREAM, PADDED */
+	case 1: return 0x2d; /* HEADERS: + END_HEADERS, PRIORITY */
+	case 4: return 0x01; /* SETTINGS: ACK */
+	case 5: return 0x0c; /* PUSH_PROMISE */
+	case 6: return 0x01; /* PING: ACK */
+	case 9: return 0x04; /* CONTINUATION */
+	}
+	return 0;
+}
+
+/* What any well-formed frame of a known type satisfies (RFC 9113 §6);
+ * strict rejects unknown types and undefined flags too. */
+static __always_inline int h2_plausible(struct h2_fh *f, int strict)
+{
+	if (f->sid & 0x80000000)
+		return 0;
+	if (f->type > 9)
+		return !strict;
+	if (strict && (f->flags & ~h2_allowed_flags(f->type)))
+		return 0;
+	switch (f->type) {
+	case 0: /* DATA */
+	case 1: /* HEADERS */
+	case 2: /* PRIORITY */
+	case 3: /* RST_STREAM */
+	case 5: /* PUSH_PROMISE */
+	case 9: /* CONTINUATION */
+		if (!f->sid)
+			return 0;
+		break;
+	case 4: /* SETTINGS */
+	case 6: /* PING */
+	case 7: /* GOAWAY */
+		if (f->sid)
+			return 0;
+		break;
+	}
+	if (f->type == 4)
+		return f->len % 6 == 0;
+	if (f->type == 6)
+		return f->len == 8;
+	if (f->type == 3 || f->type == 8)
+		return f->len == 4;
+	if (f->type == 2)
+		return f->len == 5;
+	return 1;
+}
+
+/* Bytes before a HEADERS frame's block fragment (pad length, priority). */
+static __always_inline __u32 h2_frag_start(__u8 flags)
+{
+	return (flags & H2F_PADDED ? 1 : 0) + (flags & H2F_PRIORITY ? 5 : 0);
+}
+
+/* Static-table index of the name of a header block's first field (w: its
+ * first 4 bytes, little endian; len: the block's length), skipping one
+ * dynamic table size update; 0 when unknown: 1..7 are request
+ * pseudo-headers, 8..14 :status. */
+static __always_inline __u32 h2_first_name(__u32 w, __u32 len)
+{
+	if (len < 4)
+		return 0;
+	__u8 c = w;
+	if ((c & 0xe0) == 0x20) { /* one size update, its integer up to 3 bytes */
+		__u32 skip = 1;
+		if ((c & 0x1f) == 0x1f) {
+			skip = (w >> 8) & 0x80 ? 3 : 2;
+			if ((w >> (8 * skip - 8)) & 0x80)
+				return 0;
+		}
+		c = w >> (8 * skip);
+	}
+	__u32 idx;
+	if (c & 0x80)
+		idx = c & 0x7f;
+	else if ((c & 0xc0) == 0x40)
+		idx = c & 0x3f;
+	else if ((c & 0xe0) == 0x20)
+		return 0;
+	else
+		idx = c & 0x0f;
+	return idx < 15 ? idx : 0;
+}
+
+static __always_inline int h2_is_status_name(__u32 idx) { return idx >= 8 && idx <= 14; }
+
+/* --- egress: plan at sys_enter ------------------------------------------ */
+
+/* User address of [off, off+n) when it lies in one piece of the message. */
+static __always_inline __u64 h2_user_addr(struct h2_walk *w, __u32 off, __u32 n)
+{
+	__u64 start = 0;
+#pragma unroll
+	for (int i = 0; i < H2_IOV; i++) {
+		if (i >= w->niov)
+			return 0;
+		__u64 l = w->iov_len[i];
+		if (off >= start && off < start + l)
+			return (__u64)off + n <= start + l ? w->iov_base[i] + (off - start) : 0;
+		start += l;
+	}
+	return 0;
+}
+
+static const __u8 h2_tp_huff[8] = {0x4d, 0x83, 0x21, 0x6b, 0x1d, 0x85, 0xa9, 0x3f};
+
+/* A search of a header block copied into h2_walk.blk, by bpf_loop (a
+ * bounded loop would be verified once per position, in every program). */
+struct h2_search {
+	__u8 *blk;
+	__u32 n;     /* block bytes */
+	__u32 found; /* name: 1; value: its offset + 1 */
+};
+
+/* bpf_loop callback: a traceparent name, plain or Huffman, at position j? */
+static long h2_name_cb(__u64 j, void *arg)
+{
+	struct h2_search *s = arg;
+	__u32 p = (__u32)j & (H2_BLOCK_MAX - 1);
+	if (p + 12 > s->n)
+		return 1;
+	__u8 *b = s->blk;
+	__u8 c = b[p];
+	if (c != 0x0b && c != 0x88)
+		return 0;
+	__u64 x = 0, y = 0, huff = 0;
+	__builtin_memcpy(&x, &b[p + 1], 8);
+	__builtin_memcpy(&y, &b[p + 9], 3);
+	__builtin_memcpy(&huff, h2_tp_huff, 8);
+	if ((c == 0x88 && x == huff) ||
+	    (c == 0x0b && x == LOWER8('t', 'r', 'a', 'c', 'e', 'p', 'a', 'r') && y == LOWER8('e', 'n', 't', 0, 0, 0, 0, 0))) {
+		s->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* bpf_loop callback: our traceparent field ("\x0btraceparent" + a plain
+ * 55-byte value, any literal kind) with its name at position j + 1? */
+static long h2_value_cb(__u64 j, void *arg)
+{
+	struct h2_search *s = arg;
+	__u32 p = ((__u32)j & (H2_BLOCK_MAX - 1)) + 1;
+	if (p + 13 + 55 > s->n)
+		return 1;
+	__u8 *b = s->blk;
+	if (b[p] != 0x0b || b[p + 12] != 55)
+		return 0;
+	__u64 x = 0, y = 0;
+	__builtin_memcpy(&x, &b[p + 1], 8);
+	__builtin_memcpy(&y, &b[p + 9], 3);
+	__u8 kind = b[p - 1];
+	if (x == LOWER8('t', 'r', 'a', 'c', 'e', 'p', 'a', 'r') && y == LOWER8('e', 'n', 't', 0, 0, 0, 0, 0) &&
+	    (kind == 0x00 || kind == 0x10 || kind == 0x40)) {
+		s->found = p + 13 + 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether w->blk (w->blen bytes) holds a traceparent name. */
+static __always_inline int h2_has_tp_name(struct h2_walk *w)
+{
+	struct h2_search s = {.blk = w->blk, .n = w->blen};
+	bpf_loop(H2_BLOCK_MAX, h2_name_cb, &s, 0);
+	return s.found;
+}
+
+static __always_inline void h2_put_field(__u8 *f, struct trace_ctx *c, __u32 sid)
+{
+	__u8 span[8];
+	__builtin_memcpy(span, c->span_id, 8);
+	h2_derive(span, sid);
+	f[0] = 0x00; /* literal without indexing, new name */
+	f[1] = 11;
+	__builtin_memcpy(f + 2, "traceparent", 11);
+	f[13] = 55; /* plain (not Huffman) value */
+	__builtin_memcpy(f + 14, "00-", 3);
+	put_hex(f + 17, c->trace_id, 16);
+	f[49] = '-';
+	put_hex(f + 50, span, 8);
+	f[66] = '-';
+	f[67] = '0';
+	f[68] = c->trace_flags ? '1' : '0';
+}
+
+/* A whole HEADERS frame with END_HEADERS at w->off: when it opens a new
+ * stream, a request; plan its insertion. */
+static __always_inline void h2_request_frame(struct h2_walk *w, struct h2_fh *f)
+{
+	__u32 fs = w->off + H2_HDR + h2_frag_start(f->flags);
+	__u32 fend = w->off + H2_HDR + f->len;
+	__u32 pad = 0;
+	if (f->flags & H2F_PADDED) {
+		__u8 pb = 0;
+		__u64 a = h2_user_addr(w, w->off + H2_HDR, 1);
+		if (!a || bpf_probe_read_user(&pb, 1, (void *)a))
+			return;
+		pad = pb;
+	}
+	if (fs + pad > fend)
+		return; /* PROTOCOL_ERROR: leave it alone */
+	__u32 blen = fend - pad - fs;
+	if (blen == 0 || blen > H2_BLOCK_MAX)
+		return;
+	__u64 a = h2_user_addr(w, fs, blen);
+	/* The empty asm keeps clang from dropping the mask the verifier needs. */
+	asm volatile("" : "+r"(blen));
+	if (!a || bpf_probe_read_user(w->blk, blen & H2_BLK_MASK, (void *)a))
+		return;
+	/* A request opens its stream (RFC 9113 §5.1.1: client streams grow);
+	 * a later HEADERS frame on a stream is trailers. */
+	if (f->sid <= w->max_sid)
+		return;
+	w->max_sid = f->sid;
+	w->nreq++;
+	w->blen = blen;
+	if (h2_has_tp_name(w))
+		w->has_tp = 1;
+	if (w->has_tp || f->len + H2_FIELD_LEN > H2_MAX_FRAME)
+		return;
+	__u32 n = w->send.n;
+	if (n >= H2_MAX_SITES)
+		return;
+	struct h2_site *s = &w->send.site[n & (H2_MAX_SITES - 1)];
+	s->frame_off = w->off;
+	s->ins_off = fend - pad;
+	__builtin_memcpy(s->hdr, w->hdr, 12);
+	h2_put_field(s->field, &w->ctx, f->sid);
+	w->send.n = n + 1;
+}
+
+/* One frame of the message being written; 1 stops the walk. A global
+ * function: verified once, not once per loop iteration. */
+__attribute__((noinline)) int h2_send_frame(struct h2_walk *w)
+{
+	if (!w || w->off >= w->send.total)
+		return 1;
+	__u64 a = h2_user_addr(w, w->off, H2_HDR);
+	if (!a || bpf_probe_read_user(w->hdr, H2_HDR, (void *)a))
+		return 1; /* the rest is out of reach: what was planned stays */
+	struct h2_fh f;
+	h2_parse_fh(w->hdr, &f);
+	if (!h2_plausible(&f, 1)) {
+		w->bad = 1;
+		return 1;
+	}
+	__u32 end = w->off + H2_HDR + f.len;
+	if (end > w->send.total || end < w->off)
+		return 1; /* continues in a later write */
+	if (f.type == H2_HEADERS && (f.flags & H2F_END_HEADERS) && (f.sid & 1))
+		h2_request_frame(w, &f);
+	w->off = end;
+	return 0;
+}
+
+static long h2_send_cb(__u64 j, void *arg)
+{
+	struct h2_walk **w = arg;
+	return h2_send_frame(*w) ? 1 : 0;
+}
+
+/* sys_enter of a write on sk (first piece at base, len bytes; the iovec
+ * array iovp/iovcnt when the syscall takes pieces). Returns 1 when sk is
+ * an HTTP/2 socket (then the HTTP/1 logic does not apply); out gets the
+ * write's client context when it holds requests. */
+static __always_inline int h2_prepare_send(__u64 sk, struct sock *s, struct srv_ctx *cur, __u64 base,
+					   __u64 len, __u64 iovp, __u32 iovcnt, struct trace_ctx *out)
+{
+	struct h2_sock *hs = bpf_map_lookup_elem(&h2_socks, &sk);
+	__u32 off = 0;
+	if (hs && hs->role != H2_CLIENT)
+		return 1; /* a server's responses: see h2_on_send */
+	if (!hs) {
+		__u8 pre[H2_PREFACE_LEN];
+		if (len < H2_PREFACE_LEN || bpf_probe_read_user(pre, sizeof(pre), (void *)base) || !h2_is_preface(pre))
+			return 0;
+		struct h2_sock nv = {.role = H2_CLIENT};
+		bpf_map_update_elem(&h2_socks, &sk, &nv, BPF_ANY);
+		off = H2_PREFACE_LEN;
+	} else if (hs->no_inject) {
+		return 1;
+	}
+	__u32 zero = 0;
+	struct h2_walk *w = bpf_map_lookup_elem(&h2_walk_scratch, &zero);
+	if (!w)
+		return 1;
+	w->niov = 1;
+	w->iov_base[0] = base;
+	w->iov_len[0] = len;
+	__u64 total = len;
+	if (iovcnt > 1) {
+		w->niov = iovcnt < H2_IOV ? iovcnt : H2_IOV;
+#pragma unroll
+		for (int i = 1; i < H2_IOV; i++) {
+			struct { __u64 base, len; } v = {};
+			if (i < w->niov && !bpf_probe_read_user(&v, sizeof(v), (void *)(iovp + i * sizeof(v)))) {
+				w->iov_base[i] = v.base;
+				w->iov_len[i] = v.len;
+				total += v.len;
+			} else if (i < w->niov) {
+				w->niov = i;
+			}
+		}
+	}
+	if (total > 0xffffffff)
+		return 1;
+	w->send.sk = sk;
+	w->send.total = total;
+	w->send.n = w->send.applied = w->send.consumed = 0;
+	w->send.local_port = BPF_CORE_READ(s, __sk_common.skc_num);
+	w->send.remote_port = BPF_CORE_READ(s, __sk_common.skc_dport);
+	w->off = off;
+	w->nreq = w->bad = w->has_tp = 0;
+	w->max_sid = hs ? hs->max_sid : 0;
+	if (ctx_usable(cur)) {
+		client_ctx(cur, &w->ctx);
+	} else { /* a new root, sampled as a server's would be */
+		__builtin_memset(&w->ctx, 0, sizeof(w->ctx));
+		w->ctx.kind = CTX_CLIENT;
+		random_bytes(w->ctx.trace_id, 4);
+		random_bytes(w->ctx.span_id, 2);
+		w->ctx.trace_flags = sample(w->ctx.trace_id);
+	}
+	bpf_loop(H2_MAX_FRAMES, h2_send_cb, &w, 0);
+	if (w->bad)
+		return 1;
+	struct h2_sock *h = bpf_map_lookup_elem(&h2_socks, &sk);
+	if (h && w->max_sid > h->max_sid)
+		h->max_sid = w->max_sid;
+	if (w->has_tp) {
+		/* The app propagates itself: it may index the name from now on,
+		 * so this connection is left alone. */
+		if (h)
+			h->no_inject = 1;
+		w->send.n = 0;
+	}
+	if (!inject_enabled)
+		w->send.n = 0;
+	if (w->nreq)
+		*out = w->ctx;
+	__u64 id = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&h2_sends, &id, &w->send, BPF_ANY);
+	return 1;
+}
+
+/* sys_exit of the same write: whether sk_msg inserted anything; a partial
+ * write leaves the next one starting inside a frame, so the connection is
+ * no longer injected. */
+static __always_inline void h2_send_done(__u64 id, __s64 ret, struct trace_ctx *c)
+{
+	struct h2_send *s = bpf_map_lookup_elem(&h2_sends, &id);
+	if (!s)
+		return;
+	if (s->applied)
+		c->ctx_flags |= CTXF_INJECTED;
+	if (ret > 0 && (__u64)ret < s->total) {
+		__u64 sk = s->sk;
+		struct h2_sock *h = bpf_map_lookup_elem(&h2_socks, &sk);
+		if (h)
+			h->no_inject = 1;
+	}
+	bpf_map_delete_elem(&h2_sends, &id);
+}
+
+/* --- egress: apply in sk_msg ------------------------------------------- */
+
+/* Inserts one planned field; shift is what earlier insertions added. */
+static __always_inline int h2_apply_site(struct sk_msg_md *msg, struct h2_site *s, __u32 shift)
+{
+	__u32 fo = s->frame_off + shift, io = s->ins_off + shift;
+	if (io < fo + H2_HDR || io > msg->size)
+		return -1;
+	if (bpf_msg_pull_data(msg, fo, fo + H2_HDR, 0))
+		return -1;
+	__u8 *d = msg->data, *e = msg->data_end;
+	if (d + H2_HDR > e)
+		return -1;
+	for (int i = 0; i < H2_HDR; i++)
+		if (d[i] != s->hdr[i])
+			return -1; /* not the frame planned */
+	__u32 flen = (__u32)d[0] << 16 | (__u32)d[1] << 8 | d[2];
+	if (fo + H2_HDR + flen > msg->size)
+		return -1;
+	if (bpf_msg_push_data(msg, io, H2_FIELD_LEN, 0))
+		return -1;
+	if (bpf_msg_pull_data(msg, io, io + H2_FIELD_LEN, 0))
+		goto undo;
+	d = msg->data;
+	e = msg->data_end;
+	for (__u32 i = 0; i < H2_FIELD_LEN; i++) {
+		if (d + i + 1 > e)
+			goto undo;
+		d[i] = s->field[i];
+	}
+	if (bpf_msg_pull_data(msg, fo, fo + H2_HDR, 0))
+		goto undo;
+	d = msg->data;
+	e = msg->data_end;
+	if (d + 3 > e)
+		goto undo;
+	flen += H2_FIELD_LEN;
+	d[0] = flen >> 16;
+	d[1] = flen >> 8;
+	d[2] = flen;
+	return 0;
+undo:
+	bpf_msg_pop_data(msg, io, H2_FIELD_LEN, 0);
+	return -1;
+}
+
+/* sk_msg: applies the HTTP/2 plan of this write. Returns 0 when the
+ * write is not an HTTP/2 one (the HTTP/1 plan applies). */
+static __always_inline int h2_apply(struct sk_msg_md *msg, __u64 id)
+{
+	struct h2_send *s = bpf_map_lookup_elem(&h2_sends, &id);
+	if (!s)
+		return 0;
+	__u32 rp = msg->remote_port;
+	if (s->consumed || msg->local_port != s->local_port ||
+	    (rp != s->remote_port && (rp >> 16) != s->remote_port))
+		return 1;
+	s->consumed = 1; /* a long write reaches sk_msg in pieces: only the first */
+	__u32 n = s->n;
+	for (int i = 0; i < H2_MAX_SITES; i++) {
+		if (i >= n)
+			break;
+		if (h2_apply_site(msg, &s->site[i], i * H2_FIELD_LEN)) {
+			count(CNT_INJECT_FAILED);
+			break;
+		}
+		s->applied++;
+		count(CNT_INJECTED);
+	}
+	return 1;
+}
+
+/* --- ingress and responses: captured bytes at sys_exit ----------------- */
+
+/* Walking captured bytes (ev->data) of one read or write. Scalars only,
+ * for the global functions below. */
+struct h2_rx {
+	__u64 data;     /* address of the captured bytes */
+	__u32 got;      /* captured bytes */
+	__u32 off;      /* next frame header */
+	__u32 strict;
+	__u32 bad;
+	__u32 nreq;     /* request HEADERS frames */
+	__u32 nresp;    /* response HEADERS frames (first field :status) */
+	__u32 sid;      /* stream of the first request HEADERS */
+	__u32 blk;      /* its block, when whole in the capture */
+	__u32 blk_end;
+	__u32 max_sid;  /* see h2_sock */
+};
+
+/* One frame of captured bytes; 1 stops the walk. */
+__attribute__((noinline)) int h2_rx_frame(struct h2_rx *r)
+{
+	if (!r || r->off + H2_HDR > r->got)
+		return 1;
+	__u8 h[16] = {};
+	if (bpf_probe_read_kernel(h, H2_HDR, (void *)(r->data + r->off)))
+		return 1;
+	struct h2_fh f;
+	h2_parse_fh(h, &f);
+	if (!h2_plausible(&f, r->strict)) {
+		r->bad = 1;
+		return 1;
+	}
+	__u32 fend = r->off + H2_HDR + f.len;
+	if (fend < r->off)
+		return 1;
+	if (f.type == H2_HEADERS) {
+		__u32 fs = r->off + H2_HDR + h2_frag_start(f.flags);
+		__u32 pad = 0, name = 0;
+		if (f.flags & H2F_PADDED)
+			bpf_probe_read_kernel(&pad, 1, (void *)(r->data + r->off + H2_HDR));
+		int whole = fend <= r->got && (f.flags & H2F_END_HEADERS) && fs + pad <= fend;
+		__u32 first = 0;
+		if (whole && !bpf_probe_read_kernel(&first, 4, (void *)(r->data + fs)))
+			name = h2_first_name(first, fend - pad - fs);
+		if (h2_is_status_name(name)) {
+			r->nresp++;
+		} else if (f.sid > r->max_sid) { /* from a client: opens a request */
+			r->max_sid = f.sid;
+			if (!r->nreq) {
+				r->sid = f.sid;
+				if (whole) {
+					r->blk = fs;
+					r->blk_end = fend - pad;
+				}
+			}
+			r->nreq++;
+		}
+	}
+	r->off = fend;
+	return 0;
+}
+
+static long h2_rx_cb(__u64 j, void *arg)
+{
+	return h2_rx_frame(arg) ? 1 : 0;
+}
+
+/* Offset (in the captured bytes) of the value of our traceparent field
+ * in the block r->blk..r->blk_end; 0 when absent. */
+__attribute__((noinline)) int h2_find_tp(struct h2_rx *r)
+{
+	__u32 zero = 0;
+	struct h2_walk *w = bpf_map_lookup_elem(&h2_walk_scratch, &zero);
+	if (!r || !w || r->blk_end <= r->blk)
+		return 0;
+	__u32 n = r->blk_end - r->blk;
+	if (n > H2_BLOCK_MAX)
+		n = H2_BLOCK_MAX;
+	asm volatile("" : "+r"(n));
+	if (bpf_probe_read_kernel(w->blk, n & H2_BLK_MASK, (void *)(r->data + r->blk)))
+		return 0;
+	struct h2_search s = {.blk = w->blk, .n = n};
+	bpf_loop(H2_BLOCK_MAX, h2_value_cb, &s, 0);
+	return s.found ? r->blk + s.found - 1 : 0;
+}
+
+/* The thread read nreq request HEADERS frames (one whole in the capture
+ * when r->blk): it now serves them, like on_request_read for HTTP/1. */
+static __always_inline void h2_serve(const __u8 *data, struct h2_rx *r, __u64 sk, __u8 state,
+				     struct trace_ctx *out)
+{
+	struct ctx_key k;
+	current_ctx_key(&k, state);
+	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
+	__u8 outstanding = cur ? cur->outstanding : 0;
+	if (k.goid)
+		bpf_map_delete_elem(&go_writer, &k);
+	__u32 zero = 0;
+	struct srv_ctx *nv = bpf_map_lookup_elem(&ctx_scratch, &zero);
+	if (!nv)
+		return;
+	__u32 o = outstanding + r->nreq;
+	nv->outstanding = o < 255 ? o : 255;
+	nv->sock = sk;
+	nv->hdr_pending = 0;
+	nv->valid = 0;
+	if (r->nreq == 1 && r->blk) {
+		struct hdr_scan s = {};
+		s.st.tp_off = h2_find_tp(r);
+		s.st.n = s.st.tp_off + 55;
+		decide_ctx(data, &s, out, nv);
+		h2_derive(nv->span_id, r->sid);
+	}
+	bpf_map_update_elem(&server_ctx, &k, nv, BPF_ANY);
+}
+
+/* sys_exit of a read of ret bytes (got captured in data) on sk. Returns 1
+ * when sk is an HTTP/2 socket (then the HTTP/1 logic does not apply). */
+static __always_inline int h2_on_recv(const __u8 *data, __u32 got, __u32 ret, __u64 sk, __u8 state,
+				      struct trace_ctx *out)
+{
+	struct h2_sock *hs = bpf_map_lookup_elem(&h2_socks, &sk);
+	struct h2_rx r = {.data = (__u64)data, .got = got};
+	if (!hs) {
+		if (got < H2_PREFACE_LEN || !h2_is_preface(data))
+			return 0;
+		struct h2_sock nv = {.role = H2_SERVER};
+		bpf_map_update_elem(&h2_socks, &sk, &nv, BPF_ANY);
+		hs = bpf_map_lookup_elem(&h2_socks, &sk);
+		if (!hs)
+			return 1;
+		r.off = H2_PREFACE_LEN;
+	} else if (hs->role != H2_SERVER) {
+		return 1;
+	} else {
+		r.off = hs->rx_skip;
+		r.strict = hs->rx_unsync; /* a guess at a boundary: be strict */
+		r.max_sid = hs->max_sid;
+	}
+	bpf_loop(H2_MAX_FRAMES, h2_rx_cb, &r, 0);
+	if (!r.bad)
+		hs->max_sid = r.max_sid;
+	/* Where the next read starts: inside the frame the walk stopped in. */
+	if (!r.bad && r.off >= ret) {
+		hs->rx_skip = r.off - ret;
+		hs->rx_unsync = 0;
+	} else {
+		hs->rx_skip = 0;
+		hs->rx_unsync = 1;
+	}
+	if (!r.bad && r.nreq)
+		h2_serve(data, &r, sk, state, out);
+	return 1;
+}
+
+/* sys_exit of a write (got bytes captured) on sk: response HEADERS on a
+ * server socket answer the requests its thread serves. */
+static __always_inline void h2_on_send(const __u8 *data, __u32 got, __u64 sk, __u8 state)
+{
+	struct h2_sock *hs = bpf_map_lookup_elem(&h2_socks, &sk);
+	if (!hs || hs->role != H2_SERVER)
+		return;
+	struct h2_rx r = {.data = (__u64)data, .got = got, .strict = 1};
+	bpf_loop(H2_MAX_FRAMES, h2_rx_cb, &r, 0);
+	for (int i = 0; i < H2_MAX_SITES; i++) /* bounded: a few answers per write suffice */
+		if (i < r.nresp)
+			on_response_write(sk, state);
+}
