@@ -16,7 +16,9 @@ volatile const __u32 capture_size = 4096; /* <= MAX_CAPTURE */
 volatile const __u8 watch_exec = 0;      /* emit EV_EXEC for every exec */
 volatile const __u8 watch_listen = 0;    /* emit EV_LISTEN for every listen */
 
-#define MAX_IOV 8
+/* gRPC C-core (Python, Ruby, C++) sends one iovec per HPACK string and
+ * frame piece: 27 in the sendmsg of one request, up to 260. */
+#define MAX_IOV 1024 /* UIO_MAXIOV */
 
 enum io_kind {
 	IO_BUF = 0, /* (fd, buf) read/write/recvfrom/sendto */
@@ -172,28 +174,42 @@ static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 d
 	return 0;
 }
 
+struct iov_gather {
+	struct data_event *ev;
+	__u64 iovp;
+	__u32 iovcnt, limit;
+};
+
+/* bpf_loop callback: appends iovec i. The running offset lives in the map
+ * value (ev->hdr.captured), which the verifier does not track, so every
+ * iteration has the same state and the callback is verified once. */
+static long gather_one(__u64 i, void *arg)
+{
+	struct iov_gather *g = arg;
+	__u32 off = g->ev->hdr.captured;
+	if (i >= g->iovcnt || off >= g->limit)
+		return 1;
+	struct user_iovec iov = {};
+	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(g->iovp + i * sizeof(iov))))
+		return 1;
+	__u64 n = iov.len;
+	if (n > g->limit - off)
+		n = g->limit - off;
+	if (n > MAX_CAPTURE)
+		n = MAX_CAPTURE;
+	if (bpf_probe_read_user(&g->ev->data[off & (MAX_CAPTURE - 1)], n, (void *)iov.base))
+		return 1;
+	g->ev->hdr.captured = off + n;
+	return 0;
+}
+
 /* Copies up to `limit` bytes described by an iovec array into ev->data. */
 static __always_inline __u32 gather_iov(struct data_event *ev, __u64 iovp, __u32 iovcnt, __u32 limit)
 {
-	__u32 off = 0;
-#pragma unroll
-	for (int i = 0; i < MAX_IOV; i++) {
-		if (i >= iovcnt || off >= limit)
-			break;
-		struct user_iovec iov = {};
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iovp + i * sizeof(iov))))
-			break;
-		__u64 n = iov.len;
-		if (n > limit - off)
-			n = limit - off;
-		if (n > MAX_CAPTURE)
-			n = MAX_CAPTURE;
-		__u32 o = off & (MAX_CAPTURE - 1);
-		if (bpf_probe_read_user(&ev->data[o], n, (void *)iov.base))
-			break;
-		off += n;
-	}
-	return off;
+	struct iov_gather g = {.ev = ev, .iovp = iovp, .iovcnt = iovcnt, .limit = limit};
+	ev->hdr.captured = 0;
+	bpf_loop(MAX_IOV, gather_one, &g, 0);
+	return ev->hdr.captured;
 }
 
 static __always_inline int exit_io(struct sys_exit_ctx *ctx)
