@@ -26,6 +26,8 @@ enum io_kind {
 	IO_MSG = 2, /* (fd, msghdr) recvmsg/sendmsg */
 };
 
+#include "emit.h"
+
 struct io_args {
 	__u64 start_ns;
 	__u64 ptr; /* buf, iovec array or msghdr */
@@ -52,20 +54,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct data_event);
 } scratch SEC(".maps");
-
-/* Layouts of the user-space structures we read. */
-struct user_iovec {
-	__u64 base;
-	__u64 len;
-};
-
-struct user_msghdr_min {
-	__u64 name;
-	__s32 namelen;
-	__s32 _pad;
-	__u64 iov;
-	__u64 iovlen;
-};
 
 struct sys_enter_ctx {
 	__u64 _common;
@@ -174,44 +162,6 @@ static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 d
 	return 0;
 }
 
-struct iov_gather {
-	struct data_event *ev;
-	__u64 iovp;
-	__u32 iovcnt, limit;
-};
-
-/* bpf_loop callback: appends iovec i. The running offset lives in the map
- * value (ev->hdr.captured), which the verifier does not track, so every
- * iteration has the same state and the callback is verified once. */
-static long gather_one(__u64 i, void *arg)
-{
-	struct iov_gather *g = arg;
-	__u32 off = g->ev->hdr.captured;
-	if (i >= g->iovcnt || off >= g->limit)
-		return 1;
-	struct user_iovec iov = {};
-	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(g->iovp + i * sizeof(iov))))
-		return 1;
-	__u64 n = iov.len;
-	if (n > g->limit - off)
-		n = g->limit - off;
-	if (n > MAX_CAPTURE)
-		n = MAX_CAPTURE;
-	if (bpf_probe_read_user(&g->ev->data[off & (MAX_CAPTURE - 1)], n, (void *)iov.base))
-		return 1;
-	g->ev->hdr.captured = off + n;
-	return 0;
-}
-
-/* Copies up to `limit` bytes described by an iovec array into ev->data. */
-static __always_inline __u32 gather_iov(struct data_event *ev, __u64 iovp, __u32 iovcnt, __u32 limit)
-{
-	struct iov_gather g = {.ev = ev, .iovp = iovp, .iovcnt = iovcnt, .limit = limit};
-	ev->hdr.captured = 0;
-	bpf_loop(MAX_IOV, gather_one, &g, 0);
-	return ev->hdr.captured;
-}
-
 static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -250,20 +200,17 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	else if ((__u64)ret > limit)
 		count(CNT_TRUNCATED);
 
-	__u32 got = 0;
-	if (a.kind == IO_BUF) {
-		__u32 n = limit & (MAX_CAPTURE * 2 - 1);
-		if (n > MAX_CAPTURE)
-			n = MAX_CAPTURE;
-		if (!bpf_probe_read_user(ev->data, n, (void *)a.ptr))
-			got = n;
-	} else if (a.kind == IO_IOV) {
-		got = gather_iov(ev, a.ptr, a.iovcnt, limit);
-	} else {
-		struct user_msghdr_min m = {};
-		if (!bpf_probe_read_user(&m, sizeof(m), (void *)a.ptr))
-			got = gather_iov(ev, m.iov, (__u32)m.iovlen, limit);
+	/* One copy, into the ring record, when the kernel can (emit.h). */
+	struct bpf_dynptr rec;
+	int zc = ring_zero_copy();
+	if (zc && bpf_ringbuf_reserve_dynptr(&events, EV_HDR_SIZE + limit, 0, &rec)) {
+		bpf_ringbuf_discard_dynptr(&rec, 0);
+		count(CNT_DATA_DROPS);
+		return 0;
 	}
+	__u32 got = copy_payload(zc, &rec, ev, a.kind, a.ptr, a.iovcnt, limit);
+	if (zc)
+		payload_prefix(&rec, ev, got);
 
 	ev->hdr.type = EV_DATA;
 	ev->hdr.dir = a.dir;
@@ -286,6 +233,12 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	else if (a.dir == DIR_SEND && is_response_start(ev->data, got))
 		on_response_write((__u64)sk, a.state);
 
+	if (zc) {
+		bpf_dynptr_write(&rec, 0, &ev->hdr, EV_HDR_SIZE, 0);
+		bpf_ringbuf_submit_dynptr(&rec, data_wakeup_flags());
+		count(CNT_DATA_EVENTS);
+		return 0;
+	}
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
