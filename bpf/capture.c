@@ -35,15 +35,17 @@ struct io_args {
 	__s32 fd;
 	__u8 kind;
 	__u8 dir;
-	__u8 state; /* trace_state at entry */
+	__u8 state; /* trace_state at entry; 0: no syscall in flight */
 	struct trace_ctx ctx; /* a request written while serving one: its client span */
 };
 
-/* Syscall arguments between enter and exit, per thread. */
+/* Syscall arguments between enter and exit, per thread: task storage,
+ * found from the task without hashing, locking or freeing per syscall
+ * (exit clears state), and freed with the thread. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct io_args);
 } active_io SEC(".maps");
 
@@ -157,7 +159,11 @@ static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 d
 		a.iovcnt = (__u32)ctx->args[2];
 	if (dir == DIR_SEND)
 		prepare_send(&a, ctx->args[2]);
-	if (bpf_map_update_elem(&active_io, &id, &a, BPF_ANY))
+	struct io_args *ap = bpf_task_storage_get(&active_io, bpf_get_current_task_btf(), 0,
+						  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (ap)
+		*ap = a;
+	else
 		count(CNT_ARGS_DROPS);
 	return 0;
 }
@@ -165,11 +171,11 @@ static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 d
 static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct io_args *ap = bpf_map_lookup_elem(&active_io, &id);
-	if (!ap)
+	struct io_args *ap = bpf_task_storage_get(&active_io, bpf_get_current_task_btf(), 0, 0);
+	if (!ap || !ap->state)
 		return 0;
 	struct io_args a = *ap;
-	bpf_map_delete_elem(&active_io, &id);
+	ap->state = 0;
 	if (a.ctx.kind == CTX_CLIENT) {
 		struct inject_plan *p = bpf_map_lookup_elem(&inject_plans, &id);
 		if (p) {

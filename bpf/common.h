@@ -39,7 +39,7 @@ enum counter {
 	CNT_DATA_DROPS = 1,  /* ringbuf full: an event was lost */
 	CNT_CTL_DROPS = 2,
 	CNT_TRUNCATED = 3,   /* payload larger than capture_size */
-	CNT_ARGS_DROPS = 4,  /* per-thread syscall argument map full */
+	CNT_ARGS_DROPS = 4,  /* per-thread syscall arguments could not be stored */
 	CNT_INJECTED = 5,    /* traceparent lines inserted by sk_msg */
 	CNT_INJECT_FAILED = 6, /* insertion attempted and undone */
 	CNT_SOCKHASH_FULL = 7, /* a client socket could not join the sockhash */
