@@ -213,20 +213,19 @@ static __always_inline struct sock *tcp_sock_of_fd(int fd)
 	return sk;
 }
 
+/* sk: a BTF pointer (tcp_sock_of_fd), so these are direct loads. */
 static __always_inline void read_conn_addr(struct sock *sk, struct conn_addr *a)
 {
-	a->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	a->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	a->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	/* BPF_CORE_READ_INTO sizes by *dst, so read into typed locals. */
+	struct sock_common *c = &sk->__sk_common;
+	a->family = c->skc_family;
+	a->sport = c->skc_num;
+	a->dport = bpf_ntohs(c->skc_dport);
 	if (a->family == AF_INET) {
-		__be32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__be32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__be32 s = c->skc_rcv_saddr, d = c->skc_daddr;
 		__builtin_memcpy(a->saddr, &s, 4);
 		__builtin_memcpy(a->daddr, &d, 4);
 	} else {
-		struct in6_addr s6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
-		struct in6_addr d6 = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
+		struct in6_addr s6 = c->skc_v6_rcv_saddr, d6 = c->skc_v6_daddr;
 		__builtin_memcpy(a->saddr, &s6, 16);
 		__builtin_memcpy(a->daddr, &d6, 16);
 	}
