@@ -28,6 +28,7 @@ type config struct {
 	agent    string
 	only     map[string]bool
 	verbose  bool
+	kcost    bool
 }
 
 func main() {
@@ -60,6 +61,7 @@ func run() error {
 	flag.StringVar(&cfg.agent, "agent", "bin/tracer-agent", "tracer-agent binary")
 	flag.StringVar(&only, "only", "", "comma-separated workloads to run (default all): "+strings.Join(workloadNames(1000), ", ")+" (go-1k follows -rate)")
 	flag.BoolVar(&cfg.verbose, "v", false, "print each agent's final counters and warnings on stderr")
+	flag.BoolVar(&cfg.kcost, "kcost", false, "also report each kernel program's runs and ns per run (enables BPF run-time statistics, which add a little to every run)")
 	flag.Parse()
 	if cfg.duration <= 0 || cfg.pairs < 1 || cfg.conns < 1 || cfg.threads < 1 || cfg.rate < 1 || cfg.syscalls < 1 {
 		return errors.New("-duration, -pairs, -conns, -threads, -rate and -syscalls must be positive")
@@ -87,6 +89,13 @@ func run() error {
 	if out, err := exec.Command("go", "build", "-o", goServer, "./e2e/testdata/goserver").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./e2e/testdata/goserver: %v\n%s", err, out)
 	}
+	if cfg.kcost {
+		stats, err := enableKernelStats()
+		if err != nil {
+			return err
+		}
+		defer stats.Close()
+	}
 	rcv, err := startReceiver()
 	if err != nil {
 		return err
@@ -113,6 +122,7 @@ func run() error {
 	}
 	progress("")
 	printTable(os.Stdout, cfg, rows)
+	printKernelCosts(os.Stdout, rows)
 	return nil
 }
 

@@ -23,7 +23,8 @@ type row struct {
 	spans, requests             int64     // agent runs
 	procBase, procAgent         []float64 // traced processes' µs per request
 	errsBase, errsAgent         int64
-	unselBase, unselAgent       []float64 // ns per write(2)
+	unselBase, unselAgent       []float64           // ns per write(2)
+	kcost                       map[string]progCost // summed over agent runs
 }
 
 func (r *row) add(base, ag sample) {
@@ -46,6 +47,7 @@ func (r *row) add(base, ag sample) {
 	r.procAgent = append(r.procAgent, float64(ag.procCPU.Microseconds())/float64(ag.load.requests))
 	r.errsBase += base.load.errors
 	r.errsAgent += ag.load.errors
+	addCosts(&r.kcost, ag.kcost)
 }
 
 func median(v []float64) float64 {

@@ -40,6 +40,7 @@ type sample struct {
 	procCPU   time.Duration // front+back utime+stime during the load
 	spans     int64
 	agent     agentStats
+	kcost     map[string]progCost // -kcost: the agent's programs
 	withAgent bool
 }
 
@@ -88,6 +89,11 @@ func runOnce(cfg config, w workload, goServer string, rcv *receiver, withAgent b
 		return s, errors.New("no request completed")
 	}
 	if withAgent {
+		if cfg.kcost {
+			if s.kcost, err = agentProgCosts(a.pid()); err != nil {
+				return s, err
+			}
+		}
 		st, err := a.stop() // SIGINT: the agent flushes before exiting
 		if err != nil {
 			return s, err

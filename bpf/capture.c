@@ -27,6 +27,8 @@ enum io_kind {
 	IO_MSG = 2, /* (fd, msghdr) recvmsg/sendmsg */
 };
 
+#include "emit.h"
+
 struct io_args {
 	__u64 start_ns;
 	__u64 ptr; /* buf, iovec array or msghdr */
@@ -34,15 +36,17 @@ struct io_args {
 	__s32 fd;
 	__u8 kind;
 	__u8 dir;
-	__u8 state; /* trace_state at entry */
+	__u8 state; /* trace_state at entry; 0: no syscall in flight */
 	struct trace_ctx ctx; /* a request written while serving one: its client span */
 };
 
-/* Syscall arguments between enter and exit, per thread. */
+/* Syscall arguments between enter and exit, per thread: task storage,
+ * found from the task without hashing, locking or freeing per syscall
+ * (exit clears state), and freed with the thread. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct io_args);
 } active_io SEC(".maps");
 
@@ -53,20 +57,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct data_event);
 } scratch SEC(".maps");
-
-/* Layouts of the user-space structures we read. */
-struct user_iovec {
-	__u64 base;
-	__u64 len;
-};
-
-struct user_msghdr_min {
-	__u64 name;
-	__s32 namelen;
-	__s32 _pad;
-	__u64 iov;
-	__u64 iovlen;
-};
 
 struct sys_enter_ctx {
 	__u64 _common;
@@ -171,57 +161,23 @@ static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 d
 		a.iovcnt = (__u32)ctx->args[2];
 	if (dir == DIR_SEND)
 		prepare_send(&a, ctx->args[2]);
-	if (bpf_map_update_elem(&active_io, &id, &a, BPF_ANY))
+	struct io_args *ap = bpf_task_storage_get(&active_io, bpf_get_current_task_btf(), 0,
+						  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (ap)
+		*ap = a;
+	else
 		count(CNT_ARGS_DROPS);
 	return 0;
-}
-
-struct iov_gather {
-	struct data_event *ev;
-	__u64 iovp;
-	__u32 iovcnt, limit;
-};
-
-/* bpf_loop callback: appends iovec i. The running offset lives in the map
- * value (ev->hdr.captured), which the verifier does not track, so every
- * iteration has the same state and the callback is verified once. */
-static long gather_one(__u64 i, void *arg)
-{
-	struct iov_gather *g = arg;
-	__u32 off = g->ev->hdr.captured;
-	if (i >= g->iovcnt || off >= g->limit)
-		return 1;
-	struct user_iovec iov = {};
-	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(g->iovp + i * sizeof(iov))))
-		return 1;
-	__u64 n = iov.len;
-	if (n > g->limit - off)
-		n = g->limit - off;
-	if (n > MAX_CAPTURE)
-		n = MAX_CAPTURE;
-	if (bpf_probe_read_user(&g->ev->data[off & (MAX_CAPTURE - 1)], n, (void *)iov.base))
-		return 1;
-	g->ev->hdr.captured = off + n;
-	return 0;
-}
-
-/* Copies up to `limit` bytes described by an iovec array into ev->data. */
-static __always_inline __u32 gather_iov(struct data_event *ev, __u64 iovp, __u32 iovcnt, __u32 limit)
-{
-	struct iov_gather g = {.ev = ev, .iovp = iovp, .iovcnt = iovcnt, .limit = limit};
-	ev->hdr.captured = 0;
-	bpf_loop(MAX_IOV, gather_one, &g, 0);
-	return ev->hdr.captured;
 }
 
 static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct io_args *ap = bpf_map_lookup_elem(&active_io, &id);
-	if (!ap)
+	struct io_args *ap = bpf_task_storage_get(&active_io, bpf_get_current_task_btf(), 0, 0);
+	if (!ap || !ap->state)
 		return 0;
 	struct io_args a = *ap;
-	bpf_map_delete_elem(&active_io, &id);
+	ap->state = 0;
 	if (a.ctx.kind == CTX_CLIENT) {
 		struct inject_plan *p = bpf_map_lookup_elem(&inject_plans, &id);
 		if (p) {
@@ -253,20 +209,17 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	else if ((__u64)ret > limit)
 		count(CNT_TRUNCATED);
 
-	__u32 got = 0;
-	if (a.kind == IO_BUF) {
-		__u32 n = limit & (MAX_CAPTURE * 2 - 1);
-		if (n > MAX_CAPTURE)
-			n = MAX_CAPTURE;
-		if (!bpf_probe_read_user(ev->data, n, (void *)a.ptr))
-			got = n;
-	} else if (a.kind == IO_IOV) {
-		got = gather_iov(ev, a.ptr, a.iovcnt, limit);
-	} else {
-		struct user_msghdr_min m = {};
-		if (!bpf_probe_read_user(&m, sizeof(m), (void *)a.ptr))
-			got = gather_iov(ev, m.iov, (__u32)m.iovlen, limit);
+	/* One copy, into the ring record, when the kernel can (emit.h). */
+	struct bpf_dynptr rec;
+	int zc = ring_zero_copy();
+	if (zc && bpf_ringbuf_reserve_dynptr(&events, EV_HDR_SIZE + limit, 0, &rec)) {
+		bpf_ringbuf_discard_dynptr(&rec, 0);
+		count(CNT_DATA_DROPS);
+		return 0;
 	}
+	__u32 got = copy_payload(zc, &rec, ev, a.kind, a.ptr, a.iovcnt, limit);
+	if (zc)
+		payload_prefix(&rec, ev, got);
 
 	ev->hdr.type = EV_DATA;
 	ev->hdr.dir = a.dir;
@@ -291,6 +244,12 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	else if (a.dir == DIR_SEND)
 		h2_on_send(ev->data, got, (__u64)sk, a.state);
 
+	if (zc) {
+		bpf_dynptr_write(&rec, 0, &ev->hdr, EV_HDR_SIZE, 0);
+		bpf_ringbuf_submit_dynptr(&rec, data_wakeup_flags());
+		count(CNT_DATA_EVENTS);
+		return 0;
+	}
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);

@@ -39,7 +39,7 @@ enum counter {
 	CNT_DATA_DROPS = 1,  /* ringbuf full: an event was lost */
 	CNT_CTL_DROPS = 2,
 	CNT_TRUNCATED = 3,   /* payload larger than capture_size */
-	CNT_ARGS_DROPS = 4,  /* per-thread syscall argument map full */
+	CNT_ARGS_DROPS = 4,  /* per-thread syscall arguments could not be stored */
 	CNT_INJECTED = 5,    /* traceparent lines inserted by sk_msg */
 	CNT_INJECT_FAILED = 6, /* insertion attempted and undone */
 	CNT_SOCKHASH_FULL = 7, /* a client socket could not join the sockhash */
@@ -167,54 +167,65 @@ static __always_inline __u8 trace_state(__u32 tgid)
 	return v ? *v : 0;
 }
 
+/* Turns a kernel address into a read-only BTF pointer of a type, so its
+ * fields load directly (exception-handled loads) rather than through a
+ * bpf_probe_read_kernel call each. The verifier rewrites the call to a
+ * register move. Linux 6.3+. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define kernel_cast(p, type) ((type *)bpf_rdonly_cast((p), bpf_core_type_id_kernel(type)))
+
 /* fd -> struct sock of the current task, or NULL when fd is not a TCP
- * socket. Walks task->files->fdt->fd[fd] with CO-RE reads, which work under
- * lockdown and for sockets opened before the agent started. */
+ * socket. Walks task->files->fdt->fd[fd] with BTF pointer loads, which
+ * work under lockdown and for sockets opened before the agent started;
+ * only the fd array (a pointer to pointers) needs a probe read. */
 static __always_inline struct sock *tcp_sock_of_fd(int fd)
 {
 	if (fd < 0)
 		return NULL;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt)
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct files_struct *files = task->files;
+	if (!files)
 		return NULL;
-	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
-	if ((unsigned int)fd >= max_fds)
+	struct fdtable *fdt = files->fdt;
+	if (!fdt || (unsigned int)fd >= fdt->max_fds)
 		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *file = NULL;
-	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-	if (!file)
+	struct file **fds = fdt->fd;
+	void *fp = NULL;
+	bpf_probe_read_kernel(&fp, sizeof(fp), &fds[fd]);
+	if (!fp)
 		return NULL;
-	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
+	struct file *file = kernel_cast(fp, struct file);
+	struct inode *inode = file->f_inode;
+	if (!inode || (inode->i_mode & S_IFMT) != S_IFSOCK)
 		return NULL;
-	struct socket *sock = BPF_CORE_READ(file, private_data);
-	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+	void *priv = file->private_data;
+	if (!priv)
 		return NULL;
-	struct sock *sk = BPF_CORE_READ(sock, sk);
+	struct socket *sock = kernel_cast(priv, struct socket);
+	if (sock->type != SOCK_STREAM)
+		return NULL;
+	struct sock *sk = sock->sk;
 	if (!sk)
 		return NULL;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return NULL;
 	return sk;
 }
 
+/* sk: a BTF pointer (tcp_sock_of_fd), so these are direct loads. */
 static __always_inline void read_conn_addr(struct sock *sk, struct conn_addr *a)
 {
-	a->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	a->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	a->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	/* BPF_CORE_READ_INTO sizes by *dst, so read into typed locals. */
+	struct sock_common *c = &sk->__sk_common;
+	a->family = c->skc_family;
+	a->sport = c->skc_num;
+	a->dport = bpf_ntohs(c->skc_dport);
 	if (a->family == AF_INET) {
-		__be32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__be32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__be32 s = c->skc_rcv_saddr, d = c->skc_daddr;
 		__builtin_memcpy(a->saddr, &s, 4);
 		__builtin_memcpy(a->daddr, &d, 4);
 	} else {
-		struct in6_addr s6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
-		struct in6_addr d6 = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
+		struct in6_addr s6 = c->skc_v6_rcv_saddr, d6 = c->skc_v6_daddr;
 		__builtin_memcpy(a->saddr, &s6, 16);
 		__builtin_memcpy(a->daddr, &d6, 16);
 	}
