@@ -47,21 +47,8 @@ type h2Listener struct {
 
 func startH2Listener(t *testing.T) *h2Listener {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &h2Listener{ln: ln, conns: make(chan h2Conn, 16)}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go l.serve(c)
-		}
-	}()
+	l := &h2Listener{conns: make(chan h2Conn, 16)}
+	l.ln = listenTCP(t, l.serve)
 	return l
 }
 

@@ -281,21 +281,8 @@ type rawListener struct {
 
 func startRawListener(t *testing.T) *rawListener {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &rawListener{ln: ln, conns: make(chan []byte, 16)}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go l.serve(c)
-		}
-	}()
+	l := &rawListener{conns: make(chan []byte, 16)}
+	l.ln = listenTCP(t, l.serve)
 	return l
 }
 
