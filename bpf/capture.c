@@ -21,6 +21,10 @@ volatile const __u8 watch_listen = 0;    /* emit EV_LISTEN for every listen */
  * frame piece: 27 in the sendmsg of one request, up to 260. */
 #define MAX_IOV 1024 /* UIO_MAXIOV */
 
+/* First bytes of a send read to classify it: the HTTP/2 client preface,
+ * a frame header, an HTTP/1 request or response start. */
+#define SEND_HEAD H2_PREFACE_LEN
+
 enum io_kind {
 	IO_BUF = 0, /* (fd, buf) read/write/recvfrom/sendto */
 	IO_IOV = 1, /* (fd, iov, iovcnt) readv/writev */
@@ -106,7 +110,9 @@ static __always_inline int send_first_buf(__u64 iovp, __u64 *base, __u64 *len)
 }
 
 /* A write by a thread that serves a request: when it starts a request, it
- * is a client call of that request (context, maybe a traceparent plan). */
+ * is a client call of that request (context, maybe a traceparent plan).
+ * Decided from the first bytes (SEND_HEAD) where they suffice: only a
+ * request start that gets a plan reads up to HDR_SCAN bytes. */
 static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
 {
 	struct ctx_key k;
@@ -124,23 +130,34 @@ static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
 	__u64 base = a->ptr, len = count_arg;
 	if (!sk || !send_first_buf(iovp, &base, &len))
 		return;
-	if (h2_prepare_send((__u64)sk, sk, cur, base, len, iovp, iovcnt > MAX_IOV ? MAX_IOV : (__u32)iovcnt,
-			    &a->ctx))
-		return; /* HTTP/2: h2.h */
-	if (!ctx_usable(cur))
+	__u32 n = len > HDR_SCAN ? HDR_SCAN : (__u32)len;
+	__u32 hn = n > SEND_HEAD ? SEND_HEAD : n;
+	__u8 head[32] = {}; /* a power of two above SEND_HEAD: the mask bounds the read */
+	asm volatile("" : "+r"(hn)); /* keeps the mask (clang knows hn <= SEND_HEAD) */
+	if (bpf_probe_read_user(head, hn & (sizeof(head) - 1), (void *)base))
+		return;
+	if (is_response_start(head, n))
+		return; /* answering the request it serves, not a call (nor HTTP/2) */
+	int usable = ctx_usable(cur);
+	if (!usable && !h2_head_matters(head, hn))
 		return; /* the common case: not serving anything */
+	if (h2_prepare_send((__u64)sk, sk, cur, base, len, head, hn, iovp,
+			    iovcnt > MAX_IOV ? MAX_IOV : (__u32)iovcnt, &a->ctx))
+		return; /* HTTP/2: h2.h */
+	if (!usable)
+		return;
+	if (!is_request_start(head, n)) {
+		client_ctx(cur, &a->ctx);
+		return;
+	}
 	__u32 zero = 0;
 	struct data_event *ev = bpf_map_lookup_elem(&scratch, &zero);
 	if (!ev)
 		return;
-	__u32 n = len > HDR_SCAN ? HDR_SCAN : (__u32)len;
 	if (bpf_probe_read_user(ev->data, n & (HDR_SCAN * 2 - 1), (void *)base))
 		return;
-	if (is_response_start(ev->data, n))
-		return; /* answering the request it serves, not a call */
 	client_ctx(cur, &a->ctx);
-	if (is_request_start(ev->data, n))
-		plan_injection(ev->data, n, sk, cur, &a->ctx);
+	plan_injection(ev->data, n, sk, cur, &a->ctx);
 }
 
 static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 dir)

@@ -420,20 +420,35 @@ static long h2_send_cb(__u64 j, void *arg)
 	return h2_send_frame(*w) ? 1 : 0;
 }
 
-/* sys_enter of a write on sk (first piece at base, len bytes; the iovec
- * array iovp/iovcnt when the syscall takes pieces). Returns 1 when sk is
+/* Whether h2_prepare_send can do anything for a write whose first piece
+ * starts with head (hn bytes, all of them when fewer than the preface):
+ * only for the client preface or a frame header. Any other start makes
+ * its frame walk stop at the first header with nothing planned, so a
+ * write that HTTP/1 ignores too can skip the socket lookup. */
+static __always_inline int h2_head_matters(const __u8 *head, __u32 hn)
+{
+	if (hn < H2_HDR)
+		return 1; /* the walk reads the header across pieces: unknown */
+	struct h2_fh f;
+	h2_parse_fh(head, &f);
+	return h2_plausible(&f, 1) || (hn >= H2_PREFACE_LEN && h2_is_preface(head));
+}
+
+/* sys_enter of a write on sk (first piece at base, len bytes, its first
+ * hn bytes in head; the iovec array iovp/iovcnt when the syscall takes
+ * pieces). Returns 1 when sk is
  * an HTTP/2 socket (then the HTTP/1 logic does not apply); out gets the
  * write's client context when it holds requests. */
 static __always_inline int h2_prepare_send(__u64 sk, struct sock *s, struct srv_ctx *cur, __u64 base,
-					   __u64 len, __u64 iovp, __u32 iovcnt, struct trace_ctx *out)
+					   __u64 len, const __u8 *head, __u32 hn, __u64 iovp, __u32 iovcnt,
+					   struct trace_ctx *out)
 {
 	struct h2_sock *hs = bpf_map_lookup_elem(&h2_socks, &sk);
 	__u32 off = 0;
 	if (hs && hs->role != H2_CLIENT)
 		return 1; /* a server's responses: see h2_on_send */
 	if (!hs) {
-		__u8 pre[H2_PREFACE_LEN];
-		if (len < H2_PREFACE_LEN || bpf_probe_read_user(pre, sizeof(pre), (void *)base) || !h2_is_preface(pre))
+		if (hn < H2_PREFACE_LEN || !h2_is_preface(head))
 			return 0;
 		struct h2_sock nv = {.role = H2_CLIENT};
 		bpf_map_update_elem(&h2_socks, &sk, &nv, BPF_ANY);
