@@ -27,12 +27,14 @@ const usageHead = `tracer-agent: zero-code distributed tracing from the kernel (
 
 Watches the TCP sockets of the selected processes with syscall tracepoints
 (no kprobes, no code changes, any language) and turns their HTTP/1.x,
-PostgreSQL, MySQL/MariaDB and Kafka traffic into OpenTelemetry spans:
-SERVER spans for requests they receive, CLIENT spans for requests and
-queries they send, PRODUCER/CONSUMER spans for Kafka. Requests crossing
-traced services form one trace: an incoming W3C traceparent is honoured (or
-a trace is started), and the kernel inserts a traceparent line into the
-requests a traced process sends while serving one (sockops + sk_msg;
+HTTP/2 and gRPC (h2c), PostgreSQL, MySQL/MariaDB and Kafka traffic into
+OpenTelemetry spans: SERVER spans for requests they receive, CLIENT spans
+for requests and queries they send, PRODUCER/CONSUMER spans for Kafka.
+Requests crossing traced services form one trace: an incoming W3C
+traceparent is honoured (or a trace is started), and the kernel inserts a
+traceparent into the requests a traced process sends (a header line in
+HTTP/1, a literal field in HTTP/2 HEADERS; Kafka record headers with
+--kafka-inject), parented by the request it serves (sockops + sk_msg;
 --no-inject turns that off).
 
 Usage:
