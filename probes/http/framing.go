@@ -184,6 +184,12 @@ func (s *stream) step(data []byte) int {
 func (s *stream) stepHead(data []byte) int {
 	old := len(s.buf)
 	n := min(len(data), maxHead-old)
+	if old == 0 {
+		if end := headEnd(data[:n], 0); end >= 0 {
+			s.gotHead(data[:end], false) // whole head in one syscall: no copy
+			return end
+		}
+	}
 	s.buf = append(s.buf, data[:n]...)
 	from := max(0, old-3)
 	if end := headEnd(s.buf, from); end >= 0 {

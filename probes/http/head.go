@@ -147,7 +147,7 @@ func parseStartLine(h *head, line []byte) bool {
 	if !ok {
 		return false
 	}
-	h.method = string(line[:sp1])
+	h.method = methodString(line[:sp1])
 	h.target = string(line[sp1+1 : sp2])
 	h.version = v
 	return true
@@ -175,7 +175,7 @@ func parseCutStartLine(h *head, line []byte) bool {
 			return false
 		}
 	}
-	h.method = string(line[:sp])
+	h.method = methodString(line[:sp])
 	h.target = string(line[sp+1:])
 	if i := bytes.IndexByte(line[sp+1:], ' '); i >= 0 {
 		h.target = string(line[sp+1 : sp+1+i]) // version itself was cut
@@ -205,10 +205,10 @@ func (h *head) addHeader(line []byte) {
 		return
 	}
 	name := line[:colon]
-	value := strings.TrimSpace(string(line[colon+1:]))
+	raw := bytes.TrimSpace(line[colon+1:]) // a string only for kept values
 	switch {
 	case eqFold(name, "content-length"):
-		n, err := strconv.ParseInt(value, 10, 64)
+		n, err := strconv.ParseInt(string(raw), 10, 64)
 		if err != nil || n < 0 || (h.contentLength >= 0 && h.contentLength != n) {
 			h.contentLength = -2 // conflicting or invalid: unusable
 			return
@@ -217,30 +217,40 @@ func (h *head) addHeader(line []byte) {
 			h.contentLength = n
 		}
 	case eqFold(name, "transfer-encoding"):
-		codings := strings.Split(value, ",")
-		last := strings.TrimSpace(codings[len(codings)-1])
+		last := bytes.TrimSpace(raw[bytes.LastIndexByte(raw, ',')+1:])
 		// A later header line overrides: only the final coding decides.
-		h.chunked = strings.EqualFold(last, "chunked")
+		h.chunked = bytes.EqualFold(last, []byte("chunked"))
 		h.otherTE = !h.chunked
 	case eqFold(name, "host"):
-		setOnce(&h.host, value)
+		setOnce(&h.host, raw)
 	case eqFold(name, "user-agent"):
-		setOnce(&h.userAgent, value)
+		setOnce(&h.userAgent, raw)
 	case eqFold(name, "traceparent"):
-		setOnce(&h.traceparent, value)
+		setOnce(&h.traceparent, raw)
 	case eqFold(name, "tracestate"):
 		if h.tracestate == "" {
-			h.tracestate = value
-		} else if value != "" {
-			h.tracestate += "," + value // multiple lines combine per W3C
+			h.tracestate = string(raw)
+		} else if len(raw) > 0 {
+			h.tracestate += "," + string(raw) // multiple lines combine per W3C
 		}
 	}
 }
 
-func setOnce(dst *string, v string) {
+func setOnce(dst *string, v []byte) {
 	if *dst == "" {
-		*dst = v
+		*dst = string(v)
 	}
+}
+
+// methodString is the method as a string, without allocating for the
+// known ones.
+func methodString(b []byte) string {
+	for _, m := range knownMethods {
+		if string(b) == m {
+			return m
+		}
+	}
+	return string(b)
 }
 
 func eqFold(b []byte, lower string) bool {

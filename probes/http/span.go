@@ -77,6 +77,10 @@ func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
 		authority = t.authority
 	}
 	peer := conn.Remote
+	peerAddr := ""
+	if peer.IsValid() {
+		peerAddr = peer.Addr().Unmap().String()
+	}
 	if r.kind == trace.SpanKindServer {
 		attrs = AppendServerAddr(attrs, authority, "http", conn.Local)
 		if route != "" {
@@ -84,7 +88,7 @@ func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
 		}
 		if peer.IsValid() {
 			attrs = append(attrs,
-				semconv.ClientAddressKey.String(peer.Addr().Unmap().String()),
+				semconv.ClientAddressKey.String(peerAddr),
 				semconv.ClientPortKey.Int(int(peer.Port())))
 		}
 		if r.from.ctx.IsValid() {
@@ -119,7 +123,7 @@ func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
 	}
 	if peer.IsValid() {
 		attrs = append(attrs,
-			semconv.NetworkPeerAddressKey.String(peer.Addr().Unmap().String()),
+			semconv.NetworkPeerAddressKey.String(peerAddr),
 			semconv.NetworkPeerPortKey.Int(int(peer.Port())))
 	}
 
