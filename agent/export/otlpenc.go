@@ -225,10 +225,30 @@ func (e *otlpEncoder) attrSet(field protowire.Number, it attribute.Iterator) {
 }
 
 func (e *otlpEncoder) keyValue(field protowire.Number, kv attribute.KeyValue) {
+	if kv.Value.Type() == attribute.STRING {
+		e.stringKeyValue(field, string(kv.Key), kv.Value.AsString())
+		return
+	}
 	m := e.open(field)
 	e.str(1, string(kv.Key))
 	e.anyValue(2, kv.Value)
 	e.close(m)
+}
+
+// stringKeyValue is keyValue for the common string attribute, with its
+// lengths computed up front instead of patched in (all tags are 1 byte).
+func (e *otlpEncoder) stringKeyValue(field protowire.Number, k, v string) {
+	anyLen := 1 + protowire.SizeBytes(len(v))
+	kvLen := 1 + protowire.SizeBytes(anyLen)
+	if k != "" {
+		kvLen += 1 + protowire.SizeBytes(len(k))
+	}
+	e.tag(field, protowire.BytesType)
+	e.varint(uint64(kvLen))
+	e.str(1, k)
+	e.tag(2, protowire.BytesType)
+	e.varint(uint64(anyLen))
+	e.stringValue(v)
 }
 
 // anyValue writes an AnyValue: string 1, bool 2, int 3, double 4, array 5,
@@ -246,7 +266,7 @@ func (e *otlpEncoder) anyValue(field protowire.Number, v attribute.Value) {
 	case attribute.STRING:
 		e.stringValue(v.AsString())
 	case attribute.BYTESLICE:
-		e.buf = protowire.AppendTag(e.buf, 7, protowire.BytesType)
+		e.tag(7, protowire.BytesType)
 		e.buf = protowire.AppendBytes(e.buf, v.AsByteSlice())
 	case attribute.BOOLSLICE:
 		a := e.open(5)
@@ -300,22 +320,23 @@ func (e *otlpEncoder) anyValue(field protowire.Number, v attribute.Value) {
 
 // AnyValue oneof members: written even when zero (presence is the type).
 func (e *otlpEncoder) stringValue(s string) {
-	e.buf = protowire.AppendTag(e.buf, 1, protowire.BytesType)
-	e.buf = protowire.AppendString(e.buf, s)
+	e.tag(1, protowire.BytesType)
+	e.varint(uint64(len(s)))
+	e.buf = append(e.buf, s...)
 }
 
 func (e *otlpEncoder) boolValue(b bool) {
-	e.buf = protowire.AppendTag(e.buf, 2, protowire.VarintType)
-	e.buf = protowire.AppendVarint(e.buf, protowire.EncodeBool(b))
+	e.tag(2, protowire.VarintType)
+	e.varint(protowire.EncodeBool(b))
 }
 
 func (e *otlpEncoder) intValue(i int64) {
-	e.buf = protowire.AppendTag(e.buf, 3, protowire.VarintType)
-	e.buf = protowire.AppendVarint(e.buf, uint64(i))
+	e.tag(3, protowire.VarintType)
+	e.varint(uint64(i))
 }
 
 func (e *otlpEncoder) doubleValue(f float64) {
-	e.buf = protowire.AppendTag(e.buf, 4, protowire.Fixed64Type)
+	e.tag(4, protowire.Fixed64Type)
 	e.buf = protowire.AppendFixed64(e.buf, math.Float64bits(f))
 }
 
@@ -329,37 +350,56 @@ func (e *otlpEncoder) traceState(field protowire.Number, ts trace.TraceState) {
 
 func (e *otlpEncoder) str(field protowire.Number, s string) {
 	if s != "" {
-		e.buf = protowire.AppendTag(e.buf, field, protowire.BytesType)
-		e.buf = protowire.AppendString(e.buf, s)
+		e.tag(field, protowire.BytesType)
+		e.varint(uint64(len(s)))
+		e.buf = append(e.buf, s...)
 	}
 }
 
 func (e *otlpEncoder) bytes(field protowire.Number, b []byte) {
 	if len(b) > 0 {
-		e.buf = protowire.AppendTag(e.buf, field, protowire.BytesType)
+		e.tag(field, protowire.BytesType)
 		e.buf = protowire.AppendBytes(e.buf, b)
 	}
 }
 
 func (e *otlpEncoder) uint(field protowire.Number, v uint64) {
 	if v != 0 {
-		e.buf = protowire.AppendTag(e.buf, field, protowire.VarintType)
-		e.buf = protowire.AppendVarint(e.buf, v)
+		e.tag(field, protowire.VarintType)
+		e.varint(v)
 	}
 }
 
 func (e *otlpEncoder) fixed64(field protowire.Number, v uint64) {
 	if v != 0 {
-		e.buf = protowire.AppendTag(e.buf, field, protowire.Fixed64Type)
+		e.tag(field, protowire.Fixed64Type)
 		e.buf = protowire.AppendFixed64(e.buf, v)
 	}
 }
 
 func (e *otlpEncoder) fixed32(field protowire.Number, v uint32) {
 	if v != 0 {
-		e.buf = protowire.AppendTag(e.buf, field, protowire.Fixed32Type)
+		e.tag(field, protowire.Fixed32Type)
 		e.buf = protowire.AppendFixed32(e.buf, v)
 	}
+}
+
+// tag and varint append a field tag and a varint, with the one-byte case
+// (every tag here, most lengths) inline: protowire's are function calls.
+func (e *otlpEncoder) tag(field protowire.Number, typ protowire.Type) {
+	if field < 16 {
+		e.buf = append(e.buf, byte(field)<<3|byte(typ))
+		return
+	}
+	e.buf = protowire.AppendTag(e.buf, field, typ)
+}
+
+func (e *otlpEncoder) varint(v uint64) {
+	if v < 0x80 {
+		e.buf = append(e.buf, byte(v))
+		return
+	}
+	e.buf = protowire.AppendVarint(e.buf, v)
 }
 
 // open starts an embedded message with a one-byte length placeholder and
@@ -367,7 +407,7 @@ func (e *otlpEncoder) fixed32(field protowire.Number, v uint32) {
 // (attributes) are shorter than 128 bytes; longer ones are shifted right
 // once to make room, which costs less than sizing every message first.
 func (e *otlpEncoder) open(field protowire.Number) int {
-	e.buf = protowire.AppendTag(e.buf, field, protowire.BytesType)
+	e.tag(field, protowire.BytesType)
 	e.buf = append(e.buf, 0)
 	return len(e.buf)
 }
