@@ -72,9 +72,14 @@ type head struct {
 	partial       bool  // headers were cut short (lost bytes or size cap)
 }
 
+// recentHeaders are the previous head's values on a stream: keep-alive
+// clients repeat Host and User-Agent on every request, and reusing the
+// string saves a copy per message.
+type recentHeaders struct{ host, userAgent string }
+
 // parseHead parses a start line plus header lines. When partial, the last
 // unterminated line is ignored: it may be cut in the middle.
-func parseHead(b []byte, partial bool) (head, bool) {
+func parseHead(b []byte, partial bool, recent *recentHeaders) (head, bool) {
 	h := head{contentLength: -1, partial: partial}
 	first := true
 	for len(b) > 0 {
@@ -104,7 +109,13 @@ func parseHead(b []byte, partial bool) (head, bool) {
 		if len(line) == 0 {
 			break // end of headers
 		}
-		h.addHeader(line)
+		h.addHeader(line, recent)
+	}
+	if h.host != "" {
+		recent.host = h.host
+	}
+	if h.userAgent != "" {
+		recent.userAgent = h.userAgent
 	}
 	return h, !first
 }
@@ -196,7 +207,7 @@ func version(b []byte) (string, bool) {
 // addHeader records the headers that matter for framing and attributes.
 // Names are case-insensitive; repeated headers keep the first value except
 // where the RFC says how to combine them.
-func (h *head) addHeader(line []byte) {
+func (h *head) addHeader(line []byte, recent *recentHeaders) {
 	if line[0] == ' ' || line[0] == '\t' {
 		return // obsolete line folding: ignore the continuation
 	}
@@ -222,11 +233,11 @@ func (h *head) addHeader(line []byte) {
 		h.chunked = bytes.EqualFold(last, []byte("chunked"))
 		h.otherTE = !h.chunked
 	case eqFold(name, "host"):
-		setOnce(&h.host, raw)
+		setOnce(&h.host, raw, recent.host)
 	case eqFold(name, "user-agent"):
-		setOnce(&h.userAgent, raw)
+		setOnce(&h.userAgent, raw, recent.userAgent)
 	case eqFold(name, "traceparent"):
-		setOnce(&h.traceparent, raw)
+		setOnce(&h.traceparent, raw, "")
 	case eqFold(name, "tracestate"):
 		if h.tracestate == "" {
 			h.tracestate = string(raw)
@@ -236,8 +247,14 @@ func (h *head) addHeader(line []byte) {
 	}
 }
 
-func setOnce(dst *string, v []byte) {
-	if *dst == "" {
+// setOnce sets *dst to v unless already set; prev is returned as is when
+// v equals it (no copy).
+func setOnce(dst *string, v []byte, prev string) {
+	switch {
+	case *dst != "":
+	case string(v) == prev:
+		*dst = prev
+	default:
 		*dst = string(v)
 	}
 }
