@@ -63,6 +63,7 @@ func (x *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	defer x.trimBuffers()
 	if x.enc.encode(spans) == 0 {
 		return nil
 	}
@@ -89,6 +90,19 @@ func (x *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 		return fmt.Errorf("traces export: %w", err)
 	}
 	return nil
+}
+
+// keptBuffer is the most buffer capacity kept between exports: a batch
+// of 512 typical spans needs ~0.5 MiB; a rare huge one must not stay pinned.
+const keptBuffer = 4 << 20
+
+func (x *otlpExporter) trimBuffers() {
+	if cap(x.enc.buf) > keptBuffer {
+		x.enc.buf = nil
+	}
+	if x.gzed.Cap() > keptBuffer {
+		x.gzed = bytes.Buffer{}
+	}
 }
 
 func (x *otlpExporter) compress(body []byte) ([]byte, error) {
