@@ -47,7 +47,20 @@ func (e *otlpEncoder) encode(spans []sdktrace.ReadOnlySpan) int {
 	for i := range e.res {
 		e.resourceSpans(&e.res[i])
 	}
+	e.release()
 	return n
+}
+
+// release drops the references to the batch's spans and resources (the
+// slices stay for the next batch).
+func (e *otlpEncoder) release() {
+	for i := range e.res {
+		for j := range e.res[i].scopes {
+			clear(e.res[i].scopes[j].spans)
+		}
+		e.res[i].res = nil
+	}
+	clear(e.resIdx)
 }
 
 // group sorts spans by resource, then scope, keeping first-seen order.
@@ -55,12 +68,6 @@ func (e *otlpEncoder) encode(spans []sdktrace.ReadOnlySpan) int {
 func (e *otlpEncoder) group(spans []sdktrace.ReadOnlySpan) int {
 	if e.resIdx == nil {
 		e.resIdx = map[attribute.Distinct]int{}
-	}
-	clear(e.resIdx)
-	for i := range e.res {
-		for j := range e.res[i].scopes {
-			clear(e.res[i].scopes[j].spans)
-		}
 	}
 	e.res = e.res[:0]
 	n := 0

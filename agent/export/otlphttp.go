@@ -77,6 +77,7 @@ func (x *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 			return fmt.Errorf("traces export: %w", err)
 		}
 	}
+	// Shutdown aborts an export in flight: its retries may last a minute.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
