@@ -15,8 +15,9 @@ import (
 // errNotObserved is error.type for a request whose response never showed up.
 const errNotObserved = "response_not_observed"
 
-// buildSpan turns a request (answered or not) into a span ending at end.
-func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
+// buildSpan turns a request (answered or not) into a span ending at end;
+// peerAddr is conn.Remote's address as text.
+func buildSpan(conn probe.Conn, peerAddr string, r *pending, end time.Time) probe.Span {
 	h := &r.h
 	if end.Before(r.from.start) {
 		end = r.from.start
@@ -77,10 +78,6 @@ func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
 		authority = t.authority
 	}
 	peer := conn.Remote
-	peerAddr := ""
-	if peer.IsValid() {
-		peerAddr = peer.Addr().Unmap().String()
-	}
 	if r.kind == trace.SpanKindServer {
 		attrs = AppendServerAddr(attrs, authority, "http", conn.Local)
 		if route != "" {
