@@ -43,6 +43,8 @@ type Tracker struct {
 	conns    map[key]*conn
 	maxConns int
 	stats    Stats
+	// detecting is the chunk being offered to the probes' Detect.
+	detecting probe.Chunk
 }
 
 // New builds a tracker that tries probes in order and hands finished spans
@@ -71,7 +73,11 @@ func (t *Tracker) Data(c probe.Conn, ch probe.Chunk) {
 		return
 	}
 	if cn.parser == nil {
-		p := t.detect(&ch)
+		// Detect through the tracker's copy: taking ch's address would move
+		// every call's chunk to the heap.
+		t.detecting = ch
+		p := t.detect(&t.detecting)
+		t.detecting = probe.Chunk{}
 		if p == nil {
 			if cn.misses++; cn.misses >= detectBudget {
 				cn.ignored = true

@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if w == nil {
 		w = os.Stdout
 	}
-	exp, con, err := buildExporter(ctx, otlp, console, w, cfg.QuietPeriod)
+	exp, con, err := buildExporter(ctx, otlp, console, w, cfg.QuietPeriod, cfg.Version)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package export
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -12,30 +11,39 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/tracer-agent/tracer-agent/internal/otlptest"
 	"github.com/tracer-agent/tracer-agent/probes/probe"
 )
 
-// fakeCollector is an OTLP/HTTP endpoint that decodes protobuf requests.
+// fakeCollector is an OTLP/HTTP endpoint that keeps the decoded requests
+// and their headers.
 type fakeCollector struct {
-	mu   sync.Mutex
-	reqs []*collectortrace.ExportTraceServiceRequest
+	mu      sync.Mutex
+	reqs    []*collectortrace.ExportTraceServiceRequest
+	headers []http.Header
 }
 
 func (f *fakeCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	req := &collectortrace.ExportTraceServiceRequest{}
-	if err != nil || r.URL.Path != "/v1/traces" || proto.Unmarshal(body, req) != nil {
-		http.Error(w, "bad request", http.StatusBadRequest)
+	req, code, err := otlptest.ReadExport(r)
+	if err != nil {
+		http.Error(w, err.Error(), code)
 		return
 	}
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
+	f.headers = append(f.headers, r.Header.Clone())
 	f.mu.Unlock()
-	out, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	_, _ = w.Write(out)
+	otlptest.WriteExportResponse(w)
+}
+
+// requests returns what was received so far and forgets it.
+func (f *fakeCollector) requests() ([]*collectortrace.ExportTraceServiceRequest, []http.Header) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, h := f.reqs, f.headers
+	f.reqs, f.headers = nil, nil
+	return r, h
 }
 
 func TestOTLPHTTPExport(t *testing.T) {

@@ -31,13 +31,12 @@ func outputs(output string) (otlp, console bool, err error) {
 	return false, false, fmt.Errorf("invalid --output %q: want auto, otlp, console or both", output)
 }
 
-// buildExporter makes the one exporter all providers share. otlptracehttp
-// reads OTEL_EXPORTER_OTLP_* (endpoint, headers, timeout, TLS...) itself.
-func buildExporter(ctx context.Context, otlp, console bool, w io.Writer, quiet time.Duration) (sdktrace.SpanExporter, *consoleExporter, error) {
+// buildExporter makes the one exporter all providers share.
+func buildExporter(ctx context.Context, otlp, console bool, w io.Writer, quiet time.Duration, version string) (sdktrace.SpanExporter, *consoleExporter, error) {
 	var exps []sdktrace.SpanExporter
 	var con *consoleExporter
 	if otlp {
-		e, err := otlptracehttp.New(ctx)
+		e, err := newOTLPSink(ctx, version)
 		if err != nil {
 			return nil, nil, fmt.Errorf("otlp exporter: %w", err)
 		}
@@ -51,6 +50,20 @@ func buildExporter(ctx context.Context, otlp, console bool, w io.Writer, quiet t
 		return exps[0], con, nil
 	}
 	return teeExporter(exps), con, nil
+}
+
+// newOTLPSink builds the agent's own OTLP/HTTP protobuf exporter from
+// OTEL_EXPORTER_OTLP_*; for OTEL_EXPORTER_OTLP_PROTOCOL=http/json it falls
+// back to the SDK's otlptracehttp, which also reads the variables itself.
+func newOTLPSink(ctx context.Context, version string) (sdktrace.SpanExporter, error) {
+	cfg, err := otlpConfigFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.json {
+		return otlptracehttp.New(ctx)
+	}
+	return newOTLPExporter(cfg, version), nil
 }
 
 // teeExporter fans one batch out to several exporters (--output both).

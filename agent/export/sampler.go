@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // samplerFromEnv is the sampler a TracerProvider would build from
@@ -35,5 +36,18 @@ func samplerFromEnv() sdktrace.Sampler {
 	case "parentbased_traceidratio":
 		return sdktrace.ParentBased(ratio())
 	}
-	return sdktrace.ParentBased(sdktrace.AlwaysSample()) // default, parentbased_always_on
+	return parentBasedAlwaysOn{sdktrace.ParentBased(sdktrace.AlwaysSample())} // the default
+}
+
+// parentBasedAlwaysOn marks the default sampler, whose decision buildSpan
+// takes without building a parent context per span (two allocations).
+type parentBasedAlwaysOn struct{ sdktrace.Sampler }
+
+// sample is what ParentBased(AlwaysSample()) decides: a root is sampled, a
+// child follows its parent's flag; the parent's trace state is kept.
+func (parentBasedAlwaysOn) sample(parent trace.SpanContext) sdktrace.SamplingResult {
+	if parent.IsValid() && !parent.IsSampled() {
+		return sdktrace.SamplingResult{Decision: sdktrace.Drop, Tracestate: parent.TraceState()}
+	}
+	return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample, Tracestate: parent.TraceState()}
 }

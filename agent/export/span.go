@@ -51,14 +51,19 @@ func (p *Pipeline) buildSpan(s *probe.Span, res *resource.Resource) (sdktrace.Re
 		droppedLinks = len(links) - lim
 		links = links[droppedLinks:]
 	}
-	ctx := context.Background()
-	if parent.IsValid() {
-		ctx = trace.ContextWithSpanContext(ctx, parent)
-	}
 	kind := trace.ValidateSpanKind(s.Kind)
-	sr := p.sampler.ShouldSample(sdktrace.SamplingParameters{
-		ParentContext: ctx, TraceID: tid, Name: s.Name, Kind: kind, Attributes: s.Attrs, Links: samplerLinks,
-	})
+	var sr sdktrace.SamplingResult
+	if def, ok := p.sampler.(parentBasedAlwaysOn); ok {
+		sr = def.sample(parent)
+	} else {
+		ctx := context.Background()
+		if parent.IsValid() {
+			ctx = trace.ContextWithSpanContext(ctx, parent)
+		}
+		sr = p.sampler.ShouldSample(sdktrace.SamplingParameters{
+			ParentContext: ctx, TraceID: tid, Name: s.Name, Kind: kind, Attributes: s.Attrs, Links: samplerLinks,
+		})
+	}
 	if sr.Decision != sdktrace.RecordAndSample {
 		return nil, false // RecordOnly spans are never exported either
 	}

@@ -60,6 +60,7 @@ type stream struct {
 	req       *pending // request being read (requests) or answered (responses)
 	lastEnd   time.Time
 	cur       *probe.Chunk
+	recent    recentHeaders
 }
 
 func (s *stream) feed(c *probe.Chunk) {
@@ -184,6 +185,12 @@ func (s *stream) step(data []byte) int {
 func (s *stream) stepHead(data []byte) int {
 	old := len(s.buf)
 	n := min(len(data), maxHead-old)
+	if old == 0 {
+		if end := headEnd(data[:n], 0); end >= 0 {
+			s.gotHead(data[:end], false) // whole head in one syscall: no copy
+			return end
+		}
+	}
 	s.buf = append(s.buf, data[:n]...)
 	from := max(0, old-3)
 	if end := headEnd(s.buf, from); end >= 0 {
@@ -287,7 +294,7 @@ func chunkSize(line []byte) (int64, bool) {
 
 // gotHead decides the body framing of a freshly parsed head.
 func (s *stream) gotHead(b []byte, partial bool) {
-	h, ok := parseHead(b, partial)
+	h, ok := parseHead(b, partial, &s.recent)
 	if !ok {
 		s.st = stLost
 		return

@@ -72,9 +72,14 @@ type head struct {
 	partial       bool  // headers were cut short (lost bytes or size cap)
 }
 
+// recentHeaders are the previous head's values on a stream: keep-alive
+// clients repeat Host and User-Agent on every request, and reusing the
+// string saves a copy per message.
+type recentHeaders struct{ host, userAgent string }
+
 // parseHead parses a start line plus header lines. When partial, the last
 // unterminated line is ignored: it may be cut in the middle.
-func parseHead(b []byte, partial bool) (head, bool) {
+func parseHead(b []byte, partial bool, recent *recentHeaders) (head, bool) {
 	h := head{contentLength: -1, partial: partial}
 	first := true
 	for len(b) > 0 {
@@ -104,7 +109,13 @@ func parseHead(b []byte, partial bool) (head, bool) {
 		if len(line) == 0 {
 			break // end of headers
 		}
-		h.addHeader(line)
+		h.addHeader(line, recent)
+	}
+	if h.host != "" {
+		recent.host = h.host
+	}
+	if h.userAgent != "" {
+		recent.userAgent = h.userAgent
 	}
 	return h, !first
 }
@@ -147,7 +158,7 @@ func parseStartLine(h *head, line []byte) bool {
 	if !ok {
 		return false
 	}
-	h.method = string(line[:sp1])
+	h.method = methodString(line[:sp1])
 	h.target = string(line[sp1+1 : sp2])
 	h.version = v
 	return true
@@ -175,7 +186,7 @@ func parseCutStartLine(h *head, line []byte) bool {
 			return false
 		}
 	}
-	h.method = string(line[:sp])
+	h.method = methodString(line[:sp])
 	h.target = string(line[sp+1:])
 	if i := bytes.IndexByte(line[sp+1:], ' '); i >= 0 {
 		h.target = string(line[sp+1 : sp+1+i]) // version itself was cut
@@ -196,7 +207,7 @@ func version(b []byte) (string, bool) {
 // addHeader records the headers that matter for framing and attributes.
 // Names are case-insensitive; repeated headers keep the first value except
 // where the RFC says how to combine them.
-func (h *head) addHeader(line []byte) {
+func (h *head) addHeader(line []byte, recent *recentHeaders) {
 	if line[0] == ' ' || line[0] == '\t' {
 		return // obsolete line folding: ignore the continuation
 	}
@@ -205,10 +216,10 @@ func (h *head) addHeader(line []byte) {
 		return
 	}
 	name := line[:colon]
-	value := strings.TrimSpace(string(line[colon+1:]))
+	raw := bytes.TrimSpace(line[colon+1:]) // a string only for kept values
 	switch {
 	case eqFold(name, "content-length"):
-		n, err := strconv.ParseInt(value, 10, 64)
+		n, err := strconv.ParseInt(string(raw), 10, 64)
 		if err != nil || n < 0 || (h.contentLength >= 0 && h.contentLength != n) {
 			h.contentLength = -2 // conflicting or invalid: unusable
 			return
@@ -217,30 +228,46 @@ func (h *head) addHeader(line []byte) {
 			h.contentLength = n
 		}
 	case eqFold(name, "transfer-encoding"):
-		codings := strings.Split(value, ",")
-		last := strings.TrimSpace(codings[len(codings)-1])
+		last := bytes.TrimSpace(raw[bytes.LastIndexByte(raw, ',')+1:])
 		// A later header line overrides: only the final coding decides.
-		h.chunked = strings.EqualFold(last, "chunked")
+		h.chunked = bytes.EqualFold(last, []byte("chunked"))
 		h.otherTE = !h.chunked
 	case eqFold(name, "host"):
-		setOnce(&h.host, value)
+		setOnce(&h.host, raw, recent.host)
 	case eqFold(name, "user-agent"):
-		setOnce(&h.userAgent, value)
+		setOnce(&h.userAgent, raw, recent.userAgent)
 	case eqFold(name, "traceparent"):
-		setOnce(&h.traceparent, value)
+		setOnce(&h.traceparent, raw, "")
 	case eqFold(name, "tracestate"):
 		if h.tracestate == "" {
-			h.tracestate = value
-		} else if value != "" {
-			h.tracestate += "," + value // multiple lines combine per W3C
+			h.tracestate = string(raw)
+		} else if len(raw) > 0 {
+			h.tracestate += "," + string(raw) // multiple lines combine per W3C
 		}
 	}
 }
 
-func setOnce(dst *string, v string) {
-	if *dst == "" {
-		*dst = v
+// setOnce sets *dst to v unless already set; prev is returned as is when
+// v equals it (no copy).
+func setOnce(dst *string, v []byte, prev string) {
+	switch {
+	case *dst != "":
+	case string(v) == prev:
+		*dst = prev
+	default:
+		*dst = string(v)
 	}
+}
+
+// methodString is the method as a string, without allocating for the
+// known ones.
+func methodString(b []byte) string {
+	for _, m := range knownMethods {
+		if string(b) == m {
+			return m
+		}
+	}
+	return string(b)
 }
 
 func eqFold(b []byte, lower string) bool {

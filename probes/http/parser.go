@@ -39,6 +39,16 @@ type parser struct {
 	// chunk holds the chunk being fed, so the stream can point at it
 	// without Feed's argument escaping to the heap (an allocation per call).
 	chunk probe.Chunk
+	peer  string // peerAddr's cache
+}
+
+// peerAddr is the remote address as text, formatted once per connection
+// (keep-alive connections carry many requests).
+func (p *parser) peerAddr() string {
+	if p.peer == "" && p.conn.Remote.IsValid() {
+		p.peer = p.conn.Remote.Addr().Unmap().String()
+	}
+	return p.peer
 }
 
 func newParser(conn probe.Conn) *parser {
@@ -101,7 +111,7 @@ func (p *parser) responseHead(s *stream, h *head) string {
 }
 
 func (p *parser) emit(r *pending, end time.Time) {
-	p.out = append(p.out, buildSpan(p.conn, r, end))
+	p.out = append(p.out, buildSpan(p.conn, p.peerAddr(), r, end))
 }
 
 // Close ends responses delimited by the connection's end and reports the

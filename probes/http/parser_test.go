@@ -404,3 +404,28 @@ func TestKernelContextOnLaterHeaderChunk(t *testing.T) {
 		t.Errorf("ctx %v parent %v", sp.SpanContext, sp.Parent)
 	}
 }
+
+// TestKeepAliveHeadersChange: a stream reuses the previous request's Host
+// and User-Agent strings when they repeat; a change must still be seen.
+func TestKeepAliveHeadersChange(t *testing.T) {
+	d := newDriver(serverConn)
+	for _, h := range []struct{ host, ua string }{{"a:1", "x"}, {"a:1", "x"}, {"b:2", "y"}, {"b:2", ""}} {
+		req := "GET / HTTP/1.1\r\nHost: " + h.host + "\r\n"
+		if h.ua != "" {
+			req += "User-Agent: " + h.ua + "\r\n"
+		}
+		d.Send(recv, req+"\r\n")
+		d.Send(send, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	}
+	if len(d.Spans) != 4 {
+		t.Fatalf("%d spans", len(d.Spans))
+	}
+	for i, want := range []struct{ host, ua string }{{"a", "x"}, {"a", "x"}, {"b", "y"}, {"b", ""}} {
+		probetest.WantStr(t, d.Spans[i], semconv.ServerAddressKey, want.host)
+		if want.ua == "" {
+			probetest.WantAbsent(t, d.Spans[i], semconv.UserAgentOriginalKey)
+		} else {
+			probetest.WantStr(t, d.Spans[i], semconv.UserAgentOriginalKey, want.ua)
+		}
+	}
+}

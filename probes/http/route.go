@@ -19,13 +19,31 @@ func Route(path string) string {
 	if path == "" {
 		return "/"
 	}
-	segs := strings.Split(path, "/")
-	for i, s := range segs {
-		if looksLikeID(s) {
-			segs[i] = idPlaceholder
+	// Most paths have no id: return them as they are, without building.
+	var b strings.Builder
+	done := 0 // path[:done] is already in b
+	for start := 0; start <= len(path); {
+		end := strings.IndexByte(path[start:], '/')
+		if end < 0 {
+			end = len(path)
+		} else {
+			end += start
 		}
+		if looksLikeID(path[start:end]) {
+			if b.Len() == 0 {
+				b.Grow(len(path) + len(idPlaceholder))
+			}
+			b.WriteString(path[done:start])
+			b.WriteString(idPlaceholder)
+			done = end
+		}
+		start = end + 1
 	}
-	return strings.Join(segs, "/")
+	if done == 0 {
+		return path
+	}
+	b.WriteString(path[done:])
+	return b.String()
 }
 
 func looksLikeID(s string) bool {

@@ -31,6 +31,10 @@ func TestRoute(t *testing.T) {
 		{"//double//slash", "//double//slash"},
 		{"*", "*"},
 		{"/a#frag", "/a"},
+		{"42", "{id}"},
+		{"42/x/43", "{id}/x/{id}"},
+		{"/1/2/3/", "/{id}/{id}/{id}/"},
+		{"/x/1//2", "/x/{id}//{id}"},
 	} {
 		if got := Route(c.in); got != c.want {
 			t.Errorf("Route(%q) = %q, want %q", c.in, got, c.want)

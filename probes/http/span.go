@@ -15,8 +15,9 @@ import (
 // errNotObserved is error.type for a request whose response never showed up.
 const errNotObserved = "response_not_observed"
 
-// buildSpan turns a request (answered or not) into a span ending at end.
-func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
+// buildSpan turns a request (answered or not) into a span ending at end;
+// peerAddr is conn.Remote's address as text.
+func buildSpan(conn probe.Conn, peerAddr string, r *pending, end time.Time) probe.Span {
 	h := &r.h
 	if end.Before(r.from.start) {
 		end = r.from.start
@@ -84,7 +85,7 @@ func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
 		}
 		if peer.IsValid() {
 			attrs = append(attrs,
-				semconv.ClientAddressKey.String(peer.Addr().Unmap().String()),
+				semconv.ClientAddressKey.String(peerAddr),
 				semconv.ClientPortKey.Int(int(peer.Port())))
 		}
 		if r.from.ctx.IsValid() {
@@ -119,7 +120,7 @@ func buildSpan(conn probe.Conn, r *pending, end time.Time) probe.Span {
 	}
 	if peer.IsValid() {
 		attrs = append(attrs,
-			semconv.NetworkPeerAddressKey.String(peer.Addr().Unmap().String()),
+			semconv.NetworkPeerAddressKey.String(peerAddr),
 			semconv.NetworkPeerPortKey.Int(int(peer.Port())))
 	}
 
