@@ -276,37 +276,13 @@ func (e *otlpEncoder) anyValue(field protowire.Number, v attribute.Value) {
 		e.tag(7, protowire.BytesType)
 		e.buf = protowire.AppendBytes(e.buf, v.AsByteSlice())
 	case attribute.BOOLSLICE:
-		a := e.open(5)
-		for _, x := range v.AsBoolSlice() {
-			el := e.open(1)
-			e.boolValue(x)
-			e.close(el)
-		}
-		e.close(a)
+		arrayValue(e, v.AsBoolSlice(), e.boolValue)
 	case attribute.INT64SLICE:
-		a := e.open(5)
-		for _, x := range v.AsInt64Slice() {
-			el := e.open(1)
-			e.intValue(x)
-			e.close(el)
-		}
-		e.close(a)
+		arrayValue(e, v.AsInt64Slice(), e.intValue)
 	case attribute.FLOAT64SLICE:
-		a := e.open(5)
-		for _, x := range v.AsFloat64Slice() {
-			el := e.open(1)
-			e.doubleValue(x)
-			e.close(el)
-		}
-		e.close(a)
+		arrayValue(e, v.AsFloat64Slice(), e.doubleValue)
 	case attribute.STRINGSLICE:
-		a := e.open(5)
-		for _, x := range v.AsStringSlice() {
-			el := e.open(1)
-			e.stringValue(x)
-			e.close(el)
-		}
-		e.close(a)
+		arrayValue(e, v.AsStringSlice(), e.stringValue)
 	case attribute.SLICE:
 		a := e.open(5)
 		for _, x := range v.AsSlice() {
@@ -330,6 +306,18 @@ func (e *otlpEncoder) stringValue(s string) {
 	e.tag(1, protowire.BytesType)
 	e.varint(uint64(len(s)))
 	e.buf = append(e.buf, s...)
+}
+
+// arrayValue writes an ArrayValue (AnyValue field 5) whose elements are
+// AnyValues written by put.
+func arrayValue[T any](e *otlpEncoder, xs []T, put func(T)) {
+	a := e.open(5)
+	for _, x := range xs {
+		el := e.open(1)
+		put(x)
+		e.close(el)
+	}
+	e.close(a)
 }
 
 func (e *otlpEncoder) boolValue(b bool) {
