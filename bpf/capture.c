@@ -226,17 +226,7 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	else if ((__u64)ret > limit)
 		count(CNT_TRUNCATED);
 
-	/* One copy, into the ring record, when the kernel can (emit.h). */
-	struct bpf_dynptr rec;
-	int zc = ring_zero_copy();
-	if (zc && bpf_ringbuf_reserve_dynptr(&events, EV_HDR_SIZE + limit, 0, &rec)) {
-		bpf_ringbuf_discard_dynptr(&rec, 0);
-		count(CNT_DATA_DROPS);
-		return 0;
-	}
-	__u32 got = copy_payload(zc, &rec, ev, a.kind, a.ptr, a.iovcnt, limit);
-	if (zc)
-		payload_prefix(&rec, ev, got);
+	__u32 got = copy_payload(ev, a.kind, a.ptr, a.iovcnt, limit);
 
 	ev->hdr.type = EV_DATA;
 	ev->hdr.dir = a.dir;
@@ -261,12 +251,6 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	else if (a.dir == DIR_SEND)
 		h2_on_send(ev->data, got, (__u64)sk, a.state);
 
-	if (zc) {
-		bpf_dynptr_write(&rec, 0, &ev->hdr, EV_HDR_SIZE, 0);
-		bpf_ringbuf_submit_dynptr(&rec, data_wakeup_flags());
-		count(CNT_DATA_EVENTS);
-		return 0;
-	}
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
