@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	a := &runner{cfg: cfg, sel: sel, tracked: map[uint32]bool{}, services: map[uint32]export.ServiceInfo{}, execs: map[uint32]procinfo.Exec{}}
+	a := &runner{cfg: cfg, sel: sel, tracked: map[uint32]bool{}, services: map[uint32]export.ServiceInfo{}}
 	pipe, err := export.New(ctx, export.Config{
 		Output:     cfg.Output,
 		DropRoutes: cfg.DropRoutes,
@@ -176,9 +176,6 @@ type runner struct {
 	mu       sync.Mutex
 	tracked  map[uint32]bool
 	services map[uint32]export.ServiceInfo // read when selected: short-lived processes are gone by export time
-	// execs holds a process's exec record while its selection is decided:
-	// the identity of one that exited before /proc could be read.
-	execs map[uint32]procinfo.Exec
 }
 
 // exitGrace lets a process's last data events, which travel on the data
@@ -186,16 +183,18 @@ type runner struct {
 // connections and provider are flushed.
 const exitGrace = 2 * time.Second
 
-func (a *runner) track(pid uint32, why string) { a.trackAs(pid, why, nil) }
+func (a *runner) track(pid uint32, why string) { a.trackAs(pid, why, procinfo.Exec{}, nil) }
 
 // trackAs selects pid; adjust (optional) amends its identity (Kubernetes).
-func (a *runner) trackAs(pid uint32, why string, adjust func(*process)) {
+// exec is what the kernel reported at its exec, if known: the identity of
+// a process gone before /proc could be read.
+func (a *runner) trackAs(pid uint32, why string, exec procinfo.Exec, adjust func(*process)) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.tracked[pid] && adjust == nil {
 		return
 	}
-	info := readService(a.cfg.ProcRoot, pid, a.execs[pid])
+	info := readService(a.cfg.ProcRoot, pid, exec)
 	if adjust != nil {
 		adjust(&info)
 	}
@@ -274,18 +273,16 @@ func (a *runner) deselect(pid uint32) {
 // rings, whichever sees the process first. A "no" is not cached: once
 // untracked, only events already in flight or a later exec (which may
 // match) carry the pending flag, so re-deciding is both rare and right.
-func (a *runner) decidePending(pid uint32) bool {
+// exec is the kernel's exec record (from the control ring; empty from data).
+func (a *runner) decidePending(pid uint32, exec procinfo.Exec) bool {
 	a.mu.Lock()
 	tracked := a.tracked[pid]
 	a.mu.Unlock()
 	if tracked {
 		return true
 	}
-	a.mu.Lock()
-	exec := a.execs[pid]
-	a.mu.Unlock()
 	if a.sel.OnExec(pid, exec) {
-		a.track(pid, "exec")
+		a.trackAs(pid, "exec", exec, nil)
 		return true
 	}
 	if a.kube != nil {
@@ -299,7 +296,7 @@ func (a *runner) decidePending(pid uint32) bool {
 }
 
 func (a *runner) onData(ev *capture.Event) {
-	if ev.Pending && !a.decidePending(ev.PID) {
+	if ev.Pending && !a.decidePending(ev.PID, procinfo.Exec{}) {
 		return
 	}
 	switch ev.Type {
@@ -328,13 +325,7 @@ func (a *runner) onData(ev *capture.Event) {
 func (a *runner) onCtl(ev *capture.Event) {
 	switch ev.Type {
 	case capture.Exec:
-		a.mu.Lock()
-		a.execs[ev.PID] = procinfo.ParseExec(ev.Data)
-		a.mu.Unlock()
-		a.decidePending(ev.PID)
-		a.mu.Lock()
-		delete(a.execs, ev.PID)
-		a.mu.Unlock()
+		a.decidePending(ev.PID, procinfo.ParseExec(ev.Data))
 	case capture.Listen:
 		if a.sel.OnListen(ev.PID, uint16(ev.Len)) {
 			a.track(ev.PID, fmt.Sprintf("listen :%d", ev.Len))

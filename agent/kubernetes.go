@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tracer-agent/tracer-agent/agent/k8s"
+	"github.com/tracer-agent/tracer-agent/agent/procinfo"
 )
 
 // kubeClient is the API client of Kubernetes mode: in-cluster (the
@@ -59,7 +60,7 @@ func (a *runner) startKubernetes(ctx context.Context) error {
 
 // trackPod selects a pod's process with its Kubernetes identity.
 func (a *runner) trackPod(p k8s.Process, why string) {
-	a.trackAs(p.PID, why, func(info *process) {
+	a.trackAs(p.PID, why, procinfo.Exec{}, func(info *process) {
 		if p.ServiceName != "" {
 			info.ServiceName = p.ServiceName
 		}
