@@ -104,7 +104,9 @@ func (r *row) cells() []string {
 	}
 	spr := "-"
 	if r.requests > 0 {
-		spr = fmt.Sprintf("%.4f (%d/%d, want %d)", float64(r.spans)/float64(r.requests), r.spans, r.requests, r.wantSpans)
+		perReq := float64(r.spans) / float64(r.requests)
+		// The span rate shows the load the drop count was measured at.
+		spr = fmt.Sprintf("%.4f (%d/%d, want %d) at %.0f spans/s", perReq, r.spans, r.requests, r.wantSpans, perReq*median(r.rpsAgent))
 	}
 	cps := "-"
 	if len(r.cpuPerSpan) > 0 {
