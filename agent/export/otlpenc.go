@@ -113,23 +113,14 @@ func (e *otlpEncoder) group(spans []sdktrace.ReadOnlySpan) int {
 
 func (e *otlpEncoder) resourceSpans(g *resourceGroup) {
 	m := e.open(1) // ExportTraceServiceRequest.resource_spans
-	if g.res != nil {
-		r := e.open(1) // ResourceSpans.resource
-		e.attrSet(1, g.res.Iter())
-		e.close(r)
-	}
+	e.resource(g.res)
 	for i := range g.scopes {
 		s := &g.scopes[i]
 		ss := e.open(2) // ResourceSpans.scope_spans
-		if s.scope != (instrumentation.Scope{}) {
-			sm := e.open(1)
-			e.str(1, s.scope.Name)
-			e.str(2, s.scope.Version)
-			e.attrSet(3, s.scope.Attributes.Iter())
-			e.close(sm)
-		}
+		e.scope(s.scope)
 		for _, sd := range s.spans {
-			e.span(sd)
+			r := recordOf(sd)
+			e.span(&r)
 		}
 		e.str(3, s.scope.SchemaURL)
 		e.close(ss)
@@ -138,26 +129,45 @@ func (e *otlpEncoder) resourceSpans(g *resourceGroup) {
 	e.close(m)
 }
 
-func (e *otlpEncoder) span(sd sdktrace.ReadOnlySpan) {
+// resource writes ResourceSpans.resource (absent for a nil resource).
+func (e *otlpEncoder) resource(res *resource.Resource) {
+	if res != nil {
+		r := e.open(1)
+		e.attrSet(1, res.Iter())
+		e.close(r)
+	}
+}
+
+// scope writes ScopeSpans.scope (absent for the zero scope).
+func (e *otlpEncoder) scope(sc instrumentation.Scope) {
+	if sc != (instrumentation.Scope{}) {
+		sm := e.open(1)
+		e.str(1, sc.Name)
+		e.str(2, sc.Version)
+		e.attrSet(3, sc.Attributes.Iter())
+		e.close(sm)
+	}
+}
+
+// span writes one ScopeSpans.spans entry.
+func (e *otlpEncoder) span(r *spanRecord) {
 	m := e.open(2) // ScopeSpans.spans
-	sc := sd.SpanContext()
-	tid, sid := sc.TraceID(), sc.SpanID()
+	tid, sid := r.sc.TraceID(), r.sc.SpanID()
 	e.bytes(1, tid[:])
 	e.bytes(2, sid[:])
-	e.traceState(3, sc.TraceState())
-	parent := sd.Parent()
-	if psid := parent.SpanID(); psid.IsValid() {
+	e.traceState(3, r.sc.TraceState())
+	if psid := r.parent.SpanID(); psid.IsValid() {
 		e.bytes(4, psid[:])
 	}
-	e.str(5, sd.Name())
-	e.uint(6, uint64(spanKind(sd.SpanKind())))
-	e.fixed64(7, unixNano(sd.StartTime().UnixNano()))
-	e.fixed64(8, unixNano(sd.EndTime().UnixNano()))
-	for _, kv := range sd.Attributes() {
+	e.str(5, r.name)
+	e.uint(6, uint64(spanKind(r.kind)))
+	e.fixed64(7, unixNano(r.start.UnixNano()))
+	e.fixed64(8, unixNano(r.end.UnixNano()))
+	for _, kv := range r.attrs {
 		e.keyValue(9, kv)
 	}
-	e.uint(10, clampCount(sd.DroppedAttributes()))
-	for _, ev := range sd.Events() {
+	e.uint(10, clampCount(r.droppedAttrs))
+	for _, ev := range r.events {
 		em := e.open(11)
 		e.fixed64(1, unixNano(ev.Time.UnixNano()))
 		e.str(2, ev.Name)
@@ -167,8 +177,8 @@ func (e *otlpEncoder) span(sd sdktrace.ReadOnlySpan) {
 		e.uint(4, clampCount(ev.DroppedAttributeCount))
 		e.close(em)
 	}
-	e.uint(12, clampCount(sd.DroppedEvents()))
-	for _, l := range sd.Links() {
+	e.uint(12, clampCount(r.droppedEvents))
+	for _, l := range r.links {
 		lm := e.open(13)
 		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
 		e.bytes(1, ltid[:])
@@ -181,13 +191,12 @@ func (e *otlpEncoder) span(sd sdktrace.ReadOnlySpan) {
 		e.fixed32(6, spanFlags(l.SpanContext.TraceFlags(), l.SpanContext))
 		e.close(lm)
 	}
-	e.uint(14, clampCount(sd.DroppedLinks()))
-	st := sd.Status()
+	e.uint(14, clampCount(r.droppedLinks))
 	sm := e.open(15) // always present, as otlptracehttp sets it
-	e.str(2, st.Description)
-	e.uint(3, uint64(statusCode(st.Code)))
+	e.str(2, r.status.Description)
+	e.uint(3, uint64(statusCode(r.status.Code)))
 	e.close(sm)
-	e.fixed32(16, spanFlags(sc.TraceFlags(), parent))
+	e.fixed32(16, spanFlags(r.sc.TraceFlags(), r.parent))
 	e.close(m)
 }
 

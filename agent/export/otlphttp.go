@@ -18,7 +18,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// otlpExporter sends spans as OTLP/HTTP protobuf, encoded by otlpEncoder,
+// otlpExporter sends spans as OTLP/HTTP protobuf, encoded by otlpEncoder
+// (ReadOnlySpans of the SDK's batch processor) or by the OTLP batcher,
 // with otlptracehttp's transport behaviour: retries of 429/502/503/504 and
 // temporary network errors with exponential backoff that honours
 // Retry-After, partial-success responses reported as errors.
@@ -56,6 +57,24 @@ func newOTLPExporter(cfg otlpConfig, version string) *otlpExporter {
 var errExporterStopped = errors.New("otlp exporter is shut down")
 
 func (x *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	return x.export(ctx, func([]byte) ([]byte, bool) {
+		n := x.enc.encode(spans)
+		return x.enc.buf, n > 0
+	})
+}
+
+// exportEncoded sends the request that fill appends to the buffer it is
+// given (the OTLP batcher's already encoded spans).
+func (x *otlpExporter) exportEncoded(ctx context.Context, fill func([]byte) []byte) error {
+	return x.export(ctx, func(buf []byte) ([]byte, bool) {
+		x.enc.buf = fill(buf)
+		return x.enc.buf, true
+	})
+}
+
+// export encodes one request with encode (under x.mu, which owns the
+// buffers; it reports false when there is nothing to send) and posts it.
+func (x *otlpExporter) export(ctx context.Context, encode func(buf []byte) ([]byte, bool)) error {
 	select {
 	case <-x.stop:
 		return errExporterStopped
@@ -64,10 +83,10 @@ func (x *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	defer x.trimBuffers()
-	if x.enc.encode(spans) == 0 {
+	body, ok := encode(x.enc.buf[:0])
+	if !ok {
 		return nil
 	}
-	body := x.enc.buf
 	if len(body) > x.cfg.maxRequest {
 		return fmt.Errorf("traces export: request body too large: exceeded %d bytes", x.cfg.maxRequest)
 	}
