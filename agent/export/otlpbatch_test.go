@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -451,5 +452,35 @@ func TestOTLPBatcherConcurrent(t *testing.T) {
 	}
 	if st := p.Stats(); n != 1600 || st.Sent != 1600 {
 		t.Errorf("received %d spans, stats %+v", n, st)
+	}
+}
+
+// BenchmarkExportOTLP is Pipeline.Export of the OTLP protobuf output per
+// span (decide, encode into the batch) plus its share of the sender's
+// work, to a local endpoint that discards the body.
+func BenchmarkExportOTLP(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	b.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+	p, err := New(context.Background(), Config{Output: "otlp", Lookup: services})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := probe.Span{PID: 1, Kind: trace.SpanKindServer, Name: "GET /users/{id}", Start: t0, End: t0.Add(time.Millisecond),
+		Attrs: httpServerAttrs, SpanContext: sc(tid(1), sid(1), false), Parent: sc(tid(1), sid(0), true)}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Export(s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if st := p.Stats(); st.Sent != st.Exported || st.QueueFull != 0 {
+		b.Fatalf("stats %+v", st)
 	}
 }

@@ -291,23 +291,25 @@ func (g randGen) ids() trace.SpanContext {
 	return trace.NewSpanContext(cfg)
 }
 
-// BenchmarkOTLPEncode is the encoder alone on spans shaped like the agent's
-// HTTP server spans (~15 attributes, mostly strings).
+// httpServerAttrs are shaped like the agent's HTTP server spans' (~15
+// attributes, mostly strings).
+var httpServerAttrs = []attribute.KeyValue{
+	attribute.String("http.request.method", "GET"), attribute.String("url.scheme", "http"),
+	attribute.String("url.path", "/users/1"), attribute.String("network.protocol.version", "1.1"),
+	attribute.String("user_agent.original", "Go-http-client/1.1"), attribute.Int("http.response.status_code", 200),
+	attribute.Int("http.response.body.size", 7), attribute.String("server.address", "127.0.0.1"),
+	attribute.Int("server.port", 9090), attribute.String("http.route", "/users/{id}"),
+	attribute.String("client.address", "127.0.0.1"), attribute.Int("client.port", 50000),
+	attribute.String("network.peer.address", "127.0.0.1"), attribute.Int("network.peer.port", 50000),
+}
+
+// BenchmarkOTLPEncode is the encoder alone on ReadOnlySpans (the SDK path).
 func BenchmarkOTLPEncode(b *testing.B) {
 	res := resource.NewSchemaless(attribute.String("service.name", "svc"), attribute.Int("process.pid", 1))
-	attrs := []attribute.KeyValue{
-		attribute.String("http.request.method", "GET"), attribute.String("url.scheme", "http"),
-		attribute.String("url.path", "/users/1"), attribute.String("network.protocol.version", "1.1"),
-		attribute.String("user_agent.original", "Go-http-client/1.1"), attribute.Int("http.response.status_code", 200),
-		attribute.Int("http.response.body.size", 7), attribute.String("server.address", "127.0.0.1"),
-		attribute.Int("server.port", 9090), attribute.String("http.route", "/users/{id}"),
-		attribute.String("client.address", "127.0.0.1"), attribute.Int("client.port", 50000),
-		attribute.String("network.peer.address", "127.0.0.1"), attribute.Int("network.peer.port", 50000),
-	}
 	stubs := make(tracetest.SpanStubs, 512)
 	for i := range stubs {
 		stubs[i] = tracetest.SpanStub{Name: "GET /users/{id}", SpanKind: trace.SpanKindServer, SpanContext: sc(tid(1), sid(byte(i)), false),
-			Parent: sc(tid(1), sid(0), true), StartTime: time.Unix(1, 0), EndTime: time.Unix(2, 0), Attributes: attrs, Resource: res}
+			Parent: sc(tid(1), sid(0), true), StartTime: time.Unix(1, 0), EndTime: time.Unix(2, 0), Attributes: httpServerAttrs, Resource: res}
 	}
 	spans := stubs.Snapshots()
 	var e otlpEncoder

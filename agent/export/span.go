@@ -152,12 +152,16 @@ func (p *Pipeline) attrsClean(attrs []attribute.KeyValue) bool {
 	if lim := p.limits.AttributeCountLimit; lim >= 0 && len(attrs) > lim {
 		return false
 	}
-	for i, a := range attrs {
+	lengthLimit := p.limits.AttributeValueLengthLimit >= 0
+	for i := range attrs {
+		a := &attrs[i]
 		if !a.Valid() || indexKey(attrs[:i], a.Key) >= 0 {
 			return false
 		}
-		if _, cut := p.truncate(a); cut {
-			return false
+		if lengthLimit {
+			if _, cut := p.truncate(*a); cut {
+				return false
+			}
 		}
 	}
 	return true
