@@ -41,7 +41,7 @@ type otlpBatcher struct {
 
 // keptBatches is how many sent batches are kept for reuse: the one being
 // filled and the one being sent are enough in a steady state.
-const keptBatches = 2
+const keptBatches = 4
 
 func newOTLPBatcher(exp *otlpExporter, cfg bspConfig) *otlpBatcher {
 	b := &otlpBatcher{
