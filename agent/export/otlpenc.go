@@ -12,8 +12,9 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// otlpEncoder writes an OTLP ExportTraceServiceRequest straight from
-// ReadOnlySpans into one reused buffer. otlptracehttp first converts each
+// otlpEncoder writes OTLP protobuf straight from spanRecords (the OTLP
+// batcher, span by span) or ReadOnlySpans (the SDK path, a request at a
+// time) into a reused buffer. otlptracehttp first converts each
 // span into generated protobuf structs (three allocations per attribute)
 // and then marshals them: half of the agent's CPU per span. The output
 // decodes to what otlptracehttp sends (otlpenc_test.go compares them),

@@ -57,24 +57,21 @@ func newOTLPExporter(cfg otlpConfig, version string) *otlpExporter {
 var errExporterStopped = errors.New("otlp exporter is shut down")
 
 func (x *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	return x.export(ctx, func([]byte) ([]byte, bool) {
-		n := x.enc.encode(spans)
-		return x.enc.buf, n > 0
-	})
+	return x.export(ctx, func() bool { return x.enc.encode(spans) > 0 })
 }
 
 // exportEncoded sends the request that fill appends to the buffer it is
 // given (the OTLP batcher's already encoded spans).
 func (x *otlpExporter) exportEncoded(ctx context.Context, fill func([]byte) []byte) error {
-	return x.export(ctx, func(buf []byte) ([]byte, bool) {
-		x.enc.buf = fill(buf)
-		return x.enc.buf, true
+	return x.export(ctx, func() bool {
+		x.enc.buf = fill(x.enc.buf[:0])
+		return true
 	})
 }
 
-// export encodes one request with encode (under x.mu, which owns the
-// buffers; it reports false when there is nothing to send) and posts it.
-func (x *otlpExporter) export(ctx context.Context, encode func(buf []byte) ([]byte, bool)) error {
+// export has encode write one request into x.enc.buf (under x.mu, which
+// owns the buffers; false: nothing to send) and posts it.
+func (x *otlpExporter) export(ctx context.Context, encode func() bool) error {
 	select {
 	case <-x.stop:
 		return errExporterStopped
@@ -83,10 +80,10 @@ func (x *otlpExporter) export(ctx context.Context, encode func(buf []byte) ([]by
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	defer x.trimBuffers()
-	body, ok := encode(x.enc.buf[:0])
-	if !ok {
+	if !encode() {
 		return nil
 	}
+	body := x.enc.buf
 	if len(body) > x.cfg.maxRequest {
 		return fmt.Errorf("traces export: request body too large: exceeded %d bytes", x.cfg.maxRequest)
 	}
