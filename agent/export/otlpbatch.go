@@ -30,6 +30,9 @@ type otlpBatcher struct {
 	queued int         // spans in cur and ready
 	free   []*encBatch // sent, for reuse
 	lastID uint64
+	// fullSize is the bytes of the last full batch: a new batch's buffer
+	// starts that big instead of growing to it.
+	fullSize int
 	closed bool
 
 	wake chan struct{} // a batch is ready (buffered: never blocks)
@@ -73,6 +76,7 @@ func (b *otlpBatcher) add(pr *process, r spanRecord) {
 	b.queued++
 	full := b.cur.n >= b.cfg.maxBatch
 	if full {
+		b.fullSize = len(b.cur.spans)
 		b.ready = append(b.ready, b.cur)
 		b.cur = nil
 	}
@@ -91,7 +95,7 @@ func (b *otlpBatcher) newBatch() *encBatch {
 	if n := len(b.free); n > 0 {
 		bt, b.free = b.free[n-1], b.free[:n-1]
 	} else {
-		bt = &encBatch{}
+		bt = &encBatch{spans: make([]byte, 0, min(b.fullSize, keptBuffer))}
 	}
 	bt.reset(b.lastID)
 	return bt
