@@ -33,7 +33,7 @@ type otlpBatcher struct {
 	// fullSize is the bytes of the last full batch: a new batch's buffer
 	// starts that big instead of growing to it.
 	fullSize int
-	closed bool
+	closed   bool
 
 	wake chan struct{} // a batch is ready (buffered: never blocks)
 	stop chan struct{}
