@@ -89,7 +89,7 @@ func TestConsoleMemoryCap(t *testing.T) {
 	// Let the batch processor deliver everything, then check the cap held.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.proc.ForceFlush(ctx); err != nil {
+	if err := p.sink.(*sdkSink).proc.ForceFlush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	c.mu.Lock()

@@ -1,6 +1,7 @@
 // Package export turns probe.Span records into OpenTelemetry spans, with
-// one resource (service) per traced process, and ships them through the
-// SDK's batch processor over OTLP/HTTP, prints them as a waterfall, or both.
+// one resource (service) per traced process, and ships them over OTLP/HTTP
+// (protobuf: encoded on arrival and batched here; http/json: the SDK's
+// batch processor and exporter), prints them as a waterfall, or both.
 package export
 
 import (
@@ -43,11 +44,12 @@ type Config struct {
 
 // Stats are the pipeline's self-report counters.
 type Stats struct {
-	Exported     uint64 // spans sampled and handed to the batch processor
+	Exported     uint64 // spans sampled and handed to the batch queue
 	Dropped      uint64 // spans dropped by --drop-route
 	Unsampled    uint64 // spans the sampler did not record
 	Sent         uint64 // spans the sink accepted
 	ExportFailed uint64 // spans the sink refused (network, collector)
+	QueueFull    uint64 // spans dropped because the queue was full (OTLP protobuf output only; the SDK's processor keeps its count)
 	Providers    int    // live per-process resources
 	ConsoleEarly uint64 // traces printed before their quiet period (memory cap)
 	ConsoleLost  uint64 // spans the console could not print (after shutdown)
@@ -60,16 +62,15 @@ type Pipeline struct {
 	lookup  func(pid uint32) ServiceInfo
 	filter  *routeFilter
 	base    *resource.Resource
-	proc    sdktrace.SpanProcessor // the batch processor
-	counted *countingExporter
+	sink    spanSink
 	console *consoleExporter
 	sampler sdktrace.Sampler
 	limits  sdktrace.SpanLimits
 
 	// mu is held shared while a span is emitted, so Shutdown (exclusive)
-	// never stops the processor under a span in flight.
+	// never stops the sink under a span in flight.
 	mu        sync.RWMutex
-	providers map[uint32]*resource.Resource // per process, built on its first span
+	providers map[uint32]*process // built on a process's first span
 	closed    bool
 
 	exported, dropped, unsampled atomic.Uint64
@@ -81,6 +82,16 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 	otlp, console, err := outputs(cfg.Output)
 	if err != nil {
 		return nil, err
+	}
+	if otlp && !console {
+		ocfg, err := otlpConfigFromEnv(os.Getenv)
+		if err != nil {
+			return nil, fmt.Errorf("otlp exporter: %w", err)
+		}
+		if !ocfg.json {
+			b := newOTLPBatcher(newOTLPExporter(ocfg, cfg.Version), bspConfigFromEnv(os.Getenv))
+			return build(ctx, cfg, b, nil)
+		}
 	}
 	w := cfg.Console
 	if w == nil {
@@ -102,44 +113,53 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 // defaultQueueSize bounds spans waiting for export (OTEL_BSP_MAX_QUEUE_SIZE overrides).
 const defaultQueueSize = 65536
 
-// newPipeline wires a pipeline around any exporter (tests use in-memory).
+// newPipeline wires a pipeline around any exporter behind the SDK's batch
+// processor (tests use in-memory).
 func newPipeline(ctx context.Context, cfg Config, exp sdktrace.SpanExporter, con *consoleExporter, opts ...sdktrace.BatchSpanProcessorOption) (*Pipeline, error) {
+	return build(ctx, cfg, newSDKSink(exp, sdkBatchOptions(opts...)...), con)
+}
+
+// sdkBatchOptions puts the agent's queue default before opts.
+func sdkBatchOptions(opts ...sdktrace.BatchSpanProcessorOption) []sdktrace.BatchSpanProcessorOption {
+	if os.Getenv("OTEL_BSP_MAX_QUEUE_SIZE") == "" {
+		// The SDK's 2048 default drops spans in bursts (an agent sees a
+		// whole node's traffic); a span queued is a few hundred bytes.
+		opts = append([]sdktrace.BatchSpanProcessorOption{sdktrace.WithMaxQueueSize(defaultQueueSize)}, opts...)
+	}
+	return opts
+}
+
+// build wires a pipeline around its sink; the sink is shut down on error.
+func build(ctx context.Context, cfg Config, sink spanSink, con *consoleExporter) (*Pipeline, error) {
 	filter, err := newRouteFilter(cfg.DropRoutes)
 	if err != nil {
-		_ = exp.Shutdown(ctx)
+		_ = sink.shutdown(ctx)
 		return nil, err
 	}
 	base, err := baseResource(ctx, cfg.Version)
 	if err != nil {
-		_ = exp.Shutdown(ctx)
+		_ = sink.shutdown(ctx)
 		return nil, fmt.Errorf("resource: %w", err)
 	}
 	lookup := cfg.Lookup
 	if lookup == nil {
 		lookup = func(pid uint32) ServiceInfo { return ServiceInfo{PID: pid} }
 	}
-	counted := &countingExporter{next: exp}
-	if os.Getenv("OTEL_BSP_MAX_QUEUE_SIZE") == "" {
-		// The SDK's 2048 default drops spans in bursts (an agent sees a
-		// whole node's traffic); a span queued is a few hundred bytes.
-		opts = append([]sdktrace.BatchSpanProcessorOption{sdktrace.WithMaxQueueSize(defaultQueueSize)}, opts...)
-	}
 	return &Pipeline{
 		lookup:    lookup,
 		filter:    filter,
 		base:      base,
-		proc:      sdktrace.NewBatchSpanProcessor(counted, opts...),
-		counted:   counted,
+		sink:      sink,
 		console:   con,
 		sampler:   samplerFromEnv(),
 		limits:    sdktrace.NewSpanLimits(),
-		providers: map[uint32]*resource.Resource{},
+		providers: map[uint32]*process{},
 	}, nil
 }
 
 // Export turns one probe span into an OpenTelemetry span of its process's
-// service. It never blocks on the network: the batch processor queues (and
-// drops when full).
+// service. It never blocks on the network: the sink queues (and drops when
+// full).
 func (p *Pipeline) Export(s probe.Span) {
 	if p.filter.drop(&s) {
 		p.dropped.Add(1)
@@ -151,8 +171,8 @@ func (p *Pipeline) Export(s probe.Span) {
 			p.mu.RUnlock()
 			return
 		}
-		if res := p.providers[s.PID]; res != nil {
-			p.emit(res, &s)
+		if pr := p.providers[s.PID]; pr != nil {
+			p.emit(pr, &s)
 			p.mu.RUnlock()
 			return
 		}
@@ -166,27 +186,27 @@ func (p *Pipeline) Export(s probe.Span) {
 func (p *Pipeline) addProvider(pid uint32) {
 	info := p.lookup(pid)
 	info.PID = pid
-	res := processResource(p.base, info)
+	pr := &process{res: processResource(p.base, info)}
 	p.mu.Lock()
 	if !p.closed && p.providers[pid] == nil {
-		p.providers[pid] = res
+		p.providers[pid] = pr
 	}
 	p.mu.Unlock()
 }
 
-func (p *Pipeline) emit(res *resource.Resource, s *probe.Span) {
-	ro, sampled := p.buildSpan(s, res)
+func (p *Pipeline) emit(pr *process, s *probe.Span) {
+	r, sampled := p.decide(s)
 	if !sampled {
 		p.unsampled.Add(1)
 		return
 	}
-	p.proc.OnEnd(ro)
+	p.sink.add(pr, r)
 	p.exported.Add(1)
 }
 
 // ForgetProcess drops an exited (or re-identified) process's resource;
 // its next span, if any, reads its identity again. Its spans already
-// ended are in the processor.
+// ended are queued already.
 func (p *Pipeline) ForgetProcess(pid uint32) {
 	p.mu.Lock()
 	delete(p.providers, pid)
@@ -202,10 +222,9 @@ func (p *Pipeline) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
-	p.providers = map[uint32]*resource.Resource{}
+	p.providers = map[uint32]*process{}
 	p.mu.Unlock()
-	// The batch processor drains its queue, then shuts the exporter down.
-	return p.proc.Shutdown(ctx)
+	return p.sink.shutdown(ctx)
 }
 
 // Stats reports the counters; safe to call concurrently.
@@ -213,12 +232,14 @@ func (p *Pipeline) Stats() Stats {
 	p.mu.RLock()
 	n := len(p.providers)
 	p.mu.RUnlock()
+	c := p.sink.counts()
 	st := Stats{
 		Exported:     p.exported.Load(),
 		Dropped:      p.dropped.Load(),
 		Unsampled:    p.unsampled.Load(),
-		Sent:         p.counted.sent.Load(),
-		ExportFailed: p.counted.failed.Load(),
+		Sent:         c.sent,
+		ExportFailed: c.failed,
+		QueueFull:    c.queueFull,
 		Providers:    n,
 	}
 	if p.console != nil {

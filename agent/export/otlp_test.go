@@ -1,6 +1,8 @@
 package export
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -16,15 +18,22 @@ import (
 	"github.com/tracer-agent/tracer-agent/probes/probe"
 )
 
-// fakeCollector is an OTLP/HTTP endpoint that keeps the decoded requests
-// and their headers.
+// fakeCollector is an OTLP/HTTP endpoint that keeps the decoded requests,
+// their headers and bodies as sent.
 type fakeCollector struct {
 	mu      sync.Mutex
 	reqs    []*collectortrace.ExportTraceServiceRequest
 	headers []http.Header
+	bodies  [][]byte
 }
 
 func (f *fakeCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	req, code, err := otlptest.ReadExport(r)
 	if err != nil {
 		http.Error(w, err.Error(), code)
@@ -33,6 +42,7 @@ func (f *fakeCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
 	f.headers = append(f.headers, r.Header.Clone())
+	f.bodies = append(f.bodies, body)
 	f.mu.Unlock()
 	otlptest.WriteExportResponse(w)
 }
@@ -42,7 +52,7 @@ func (f *fakeCollector) requests() ([]*collectortrace.ExportTraceServiceRequest,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, h := f.reqs, f.headers
-	f.reqs, f.headers = nil, nil
+	f.reqs, f.headers, f.bodies = nil, nil, nil
 	return r, h
 }
 

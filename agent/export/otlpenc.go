@@ -12,8 +12,9 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// otlpEncoder writes an OTLP ExportTraceServiceRequest straight from
-// ReadOnlySpans into one reused buffer. otlptracehttp first converts each
+// otlpEncoder writes OTLP protobuf straight from spanRecords (the OTLP
+// batcher, span by span) or ReadOnlySpans (the SDK path, a request at a
+// time) into a reused buffer. otlptracehttp first converts each
 // span into generated protobuf structs (three allocations per attribute)
 // and then marshals them: half of the agent's CPU per span. The output
 // decodes to what otlptracehttp sends (otlpenc_test.go compares them),
@@ -113,23 +114,14 @@ func (e *otlpEncoder) group(spans []sdktrace.ReadOnlySpan) int {
 
 func (e *otlpEncoder) resourceSpans(g *resourceGroup) {
 	m := e.open(1) // ExportTraceServiceRequest.resource_spans
-	if g.res != nil {
-		r := e.open(1) // ResourceSpans.resource
-		e.attrSet(1, g.res.Iter())
-		e.close(r)
-	}
+	e.resource(g.res)
 	for i := range g.scopes {
 		s := &g.scopes[i]
 		ss := e.open(2) // ResourceSpans.scope_spans
-		if s.scope != (instrumentation.Scope{}) {
-			sm := e.open(1)
-			e.str(1, s.scope.Name)
-			e.str(2, s.scope.Version)
-			e.attrSet(3, s.scope.Attributes.Iter())
-			e.close(sm)
-		}
+		e.scope(s.scope)
 		for _, sd := range s.spans {
-			e.span(sd)
+			r := recordOf(sd)
+			e.span(&r)
 		}
 		e.str(3, s.scope.SchemaURL)
 		e.close(ss)
@@ -138,26 +130,63 @@ func (e *otlpEncoder) resourceSpans(g *resourceGroup) {
 	e.close(m)
 }
 
-func (e *otlpEncoder) span(sd sdktrace.ReadOnlySpan) {
-	m := e.open(2) // ScopeSpans.spans
-	sc := sd.SpanContext()
-	tid, sid := sc.TraceID(), sc.SpanID()
-	e.bytes(1, tid[:])
-	e.bytes(2, sid[:])
-	e.traceState(3, sc.TraceState())
-	parent := sd.Parent()
-	if psid := parent.SpanID(); psid.IsValid() {
-		e.bytes(4, psid[:])
+// resource writes ResourceSpans.resource (absent for a nil resource).
+func (e *otlpEncoder) resource(res *resource.Resource) {
+	if res != nil {
+		r := e.open(1)
+		e.attrSet(1, res.Iter())
+		e.close(r)
 	}
-	e.str(5, sd.Name())
-	e.uint(6, uint64(spanKind(sd.SpanKind())))
-	e.fixed64(7, unixNano(sd.StartTime().UnixNano()))
-	e.fixed64(8, unixNano(sd.EndTime().UnixNano()))
-	for _, kv := range sd.Attributes() {
+}
+
+// scope writes ScopeSpans.scope (absent for the zero scope).
+func (e *otlpEncoder) scope(sc instrumentation.Scope) {
+	if sc != (instrumentation.Scope{}) {
+		sm := e.open(1)
+		e.str(1, sc.Name)
+		e.str(2, sc.Version)
+		e.attrSet(3, sc.Attributes.Iter())
+		e.close(sm)
+	}
+}
+
+// span writes one ScopeSpans.spans entry. It is the hot path of the OTLP
+// output: the fixed fields are appended to a local slice (one-byte tags,
+// known lengths) rather than through the field helpers, and the message
+// reserves two bytes for its length (spans are mostly 128 B–16 KiB).
+func (e *otlpEncoder) span(r *spanRecord) {
+	b := append(e.buf, tagByte(2, protowire.BytesType), 0, 0) // ScopeSpans.spans
+	start := len(b)
+	tid, sid := r.sc.TraceID(), r.sc.SpanID()
+	b = append(b, tagByte(1, protowire.BytesType), byte(len(tid)))
+	b = append(b, tid[:]...)
+	b = append(b, tagByte(2, protowire.BytesType), byte(len(sid)))
+	b = append(b, sid[:]...)
+	if ts := r.sc.TraceState(); ts.Len() > 0 {
+		b = appendString(b, tagByte(3, protowire.BytesType), ts.String())
+	}
+	if psid := r.parent.SpanID(); psid.IsValid() {
+		b = append(b, tagByte(4, protowire.BytesType), byte(len(psid)))
+		b = append(b, psid[:]...)
+	}
+	if r.name != "" {
+		b = appendString(b, tagByte(5, protowire.BytesType), r.name)
+	}
+	if k := spanKind(r.kind); k != trace.SpanKindUnspecified {
+		b = append(b, tagByte(6, protowire.VarintType), byte(k))
+	}
+	if t := unixNano(r.start.UnixNano()); t != 0 {
+		b = protowire.AppendFixed64(append(b, tagByte(7, protowire.Fixed64Type)), t)
+	}
+	if t := unixNano(r.end.UnixNano()); t != 0 {
+		b = protowire.AppendFixed64(append(b, tagByte(8, protowire.Fixed64Type)), t)
+	}
+	e.buf = b
+	for _, kv := range r.attrs {
 		e.keyValue(9, kv)
 	}
-	e.uint(10, clampCount(sd.DroppedAttributes()))
-	for _, ev := range sd.Events() {
+	e.uint(10, clampCount(r.droppedAttrs))
+	for _, ev := range r.events {
 		em := e.open(11)
 		e.fixed64(1, unixNano(ev.Time.UnixNano()))
 		e.str(2, ev.Name)
@@ -167,8 +196,8 @@ func (e *otlpEncoder) span(sd sdktrace.ReadOnlySpan) {
 		e.uint(4, clampCount(ev.DroppedAttributeCount))
 		e.close(em)
 	}
-	e.uint(12, clampCount(sd.DroppedEvents()))
-	for _, l := range sd.Links() {
+	e.uint(12, clampCount(r.droppedEvents))
+	for _, l := range r.links {
 		lm := e.open(13)
 		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
 		e.bytes(1, ltid[:])
@@ -181,14 +210,27 @@ func (e *otlpEncoder) span(sd sdktrace.ReadOnlySpan) {
 		e.fixed32(6, spanFlags(l.SpanContext.TraceFlags(), l.SpanContext))
 		e.close(lm)
 	}
-	e.uint(14, clampCount(sd.DroppedLinks()))
-	st := sd.Status()
-	sm := e.open(15) // always present, as otlptracehttp sets it
-	e.str(2, st.Description)
-	e.uint(3, uint64(statusCode(st.Code)))
-	e.close(sm)
-	e.fixed32(16, spanFlags(sc.TraceFlags(), parent))
-	e.close(m)
+	e.uint(14, clampCount(r.droppedLinks))
+	b = e.buf
+	// Status is always present, as otlptracehttp sets it.
+	desc, code := r.status.Description, statusCode(r.status.Code)
+	stLen := 0
+	if desc != "" {
+		stLen += 1 + protowire.SizeBytes(len(desc))
+	}
+	if code != 0 {
+		stLen += 2
+	}
+	b = appendVarint(append(b, tagByte(15, protowire.BytesType)), uint64(stLen))
+	if desc != "" {
+		b = appendString(b, tagByte(2, protowire.BytesType), desc)
+	}
+	if code != 0 {
+		b = append(b, tagByte(3, protowire.VarintType), byte(code))
+	}
+	b = protowire.AppendTag(b, 16, protowire.Fixed32Type)
+	e.buf = protowire.AppendFixed32(b, spanFlags(r.sc.TraceFlags(), r.parent))
+	e.closeAt(start, 2)
 }
 
 // spanFlags are the W3C trace flags plus "whether the parent is remote is
@@ -232,9 +274,15 @@ func (e *otlpEncoder) attrSet(field protowire.Number, it attribute.Iterator) {
 }
 
 func (e *otlpEncoder) keyValue(field protowire.Number, kv attribute.KeyValue) {
-	if kv.Value.Type() == attribute.STRING {
-		e.stringKeyValue(field, string(kv.Key), kv.Value.AsString())
-		return
+	if field < 16 {
+		switch kv.Value.Type() {
+		case attribute.STRING:
+			e.stringKeyValue(field, string(kv.Key), kv.Value.AsString())
+			return
+		case attribute.INT64:
+			e.intKeyValue(field, string(kv.Key), kv.Value.AsInt64())
+			return
+		}
 	}
 	m := e.open(field)
 	e.str(1, string(kv.Key))
@@ -242,20 +290,32 @@ func (e *otlpEncoder) keyValue(field protowire.Number, kv attribute.KeyValue) {
 	e.close(m)
 }
 
-// stringKeyValue is keyValue for the common string attribute, with its
-// lengths computed up front instead of patched in (all tags are 1 byte).
+// stringKeyValue and intKeyValue are keyValue for the common attributes
+// (field < 16), with the lengths computed up front instead of patched in.
 func (e *otlpEncoder) stringKeyValue(field protowire.Number, k, v string) {
 	anyLen := 1 + protowire.SizeBytes(len(v))
+	b := e.keyValueHead(field, k, anyLen)
+	e.buf = appendString(b, tagByte(1, protowire.BytesType), v) // AnyValue.string_value
+}
+
+func (e *otlpEncoder) intKeyValue(field protowire.Number, k string, v int64) {
+	anyLen := 1 + protowire.SizeVarint(uint64(v))
+	b := e.keyValueHead(field, k, anyLen)
+	e.buf = appendVarint(append(b, tagByte(3, protowire.VarintType)), uint64(v)) // AnyValue.int_value
+}
+
+// keyValueHead appends a KeyValue's tag, length, key and its value's tag
+// and length: what is left is an AnyValue body of anyLen bytes.
+func (e *otlpEncoder) keyValueHead(field protowire.Number, k string, anyLen int) []byte {
 	kvLen := 1 + protowire.SizeBytes(anyLen)
 	if k != "" {
 		kvLen += 1 + protowire.SizeBytes(len(k))
 	}
-	e.tag(field, protowire.BytesType)
-	e.varint(uint64(kvLen))
-	e.str(1, k)
-	e.tag(2, protowire.BytesType)
-	e.varint(uint64(anyLen))
-	e.stringValue(v)
+	b := appendVarint(append(e.buf, tagByte(field, protowire.BytesType)), uint64(kvLen))
+	if k != "" {
+		b = appendString(b, tagByte(1, protowire.BytesType), k)
+	}
+	return appendVarint(append(b, tagByte(2, protowire.BytesType)), uint64(anyLen))
 }
 
 // anyValue writes an AnyValue: string 1, bool 2, int 3, double 4, array 5,
@@ -379,6 +439,22 @@ func (e *otlpEncoder) fixed32(field protowire.Number, v uint32) {
 	}
 }
 
+// tagByte is the one-byte tag of a field below 16.
+func tagByte(field protowire.Number, typ protowire.Type) byte { return byte(field)<<3 | byte(typ) }
+
+// appendVarint is protowire.AppendVarint with the one-byte case inline.
+func appendVarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return protowire.AppendVarint(b, v)
+}
+
+// appendString appends a length-delimited field with a one-byte tag.
+func appendString(b []byte, tag byte, s string) []byte {
+	return append(appendVarint(append(b, tag), uint64(len(s))), s...)
+}
+
 // tag and varint append a field tag and a varint, with the one-byte case
 // (every tag here, most lengths) inline: protowire's are function calls.
 func (e *otlpEncoder) tag(field protowire.Number, typ protowire.Type) {
@@ -407,16 +483,24 @@ func (e *otlpEncoder) open(field protowire.Number) int {
 	return len(e.buf)
 }
 
+func (e *otlpEncoder) close(start int) { e.closeAt(start, 1) }
+
 var zeros [10]byte // a varint is at most 10 bytes
 
-func (e *otlpEncoder) close(start int) {
+// closeAt writes the length of the message whose body starts at start
+// into the width bytes reserved before it, moving the body when the
+// length's varint is shorter or longer than that.
+func (e *otlpEncoder) closeAt(start, width int) {
 	n := len(e.buf) - start
-	if n < 0x80 {
-		e.buf[start-1] = byte(n)
-		return
+	size := protowire.SizeVarint(uint64(n))
+	switch {
+	case size == width:
+	case size < width:
+		copy(e.buf[start-width+size:], e.buf[start:])
+		e.buf = e.buf[:len(e.buf)-(width-size)]
+	default:
+		e.buf = append(e.buf, zeros[:size-width]...)
+		copy(e.buf[start-width+size:], e.buf[start:start+n])
 	}
-	extra := protowire.SizeVarint(uint64(n)) - 1
-	e.buf = append(e.buf, zeros[:extra]...)
-	copy(e.buf[start+extra:], e.buf[start:start+n])
-	protowire.AppendVarint(e.buf[:start-1], uint64(n))
+	protowire.AppendVarint(e.buf[:start-width], uint64(n))
 }

@@ -178,68 +178,8 @@ func TestOTLPEncoderMatchesSDK(t *testing.T) {
 // TestOTLPEncoderRandomSpans is a cheap property test: random batches of
 // random spans must encode as the SDK encodes them.
 func TestOTLPEncoderRandomSpans(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
-	str := func() string {
-		b := make([]byte, rng.IntN(3)*rng.IntN(150))
-		for i := range b {
-			b[i] = byte(' ' + rng.IntN(95))
-		}
-		return string(b)
-	}
-	var value func(depth int) attribute.Value
-	value = func(depth int) attribute.Value {
-		switch rng.IntN(12) {
-		case 0:
-			return attribute.BoolValue(rng.IntN(2) == 1)
-		case 1:
-			return attribute.Int64Value(rng.Int64() - rng.Int64())
-		case 2:
-			return attribute.Float64Value(rng.NormFloat64())
-		case 3:
-			return attribute.BoolSliceValue([]bool{rng.IntN(2) == 1})
-		case 4:
-			return attribute.Int64SliceValue([]int64{rng.Int64(), -1})
-		case 5:
-			return attribute.Float64SliceValue([]float64{rng.Float64()})
-		case 6:
-			return attribute.StringSliceValue([]string{str(), str()})
-		case 7:
-			return attribute.ByteSliceValue([]byte(str()))
-		case 8:
-			if depth < 3 {
-				return attribute.SliceValue(value(depth+1), value(depth+1))
-			}
-		case 9:
-			if depth < 3 {
-				return attribute.MapValue(attribute.KeyValue{Key: attribute.Key(str()), Value: value(depth + 1)})
-			}
-		case 10:
-			return attribute.Value{}
-		}
-		return attribute.StringValue(str())
-	}
-	attrs := func() []attribute.KeyValue {
-		out := make([]attribute.KeyValue, rng.IntN(20))
-		for i := range out {
-			out[i] = attribute.KeyValue{Key: attribute.Key(str()), Value: value(0)}
-		}
-		return out
-	}
-	ids := func() trace.SpanContext {
-		var cfg trace.SpanContextConfig
-		for i := range cfg.TraceID {
-			cfg.TraceID[i] = byte(rng.IntN(256))
-		}
-		for i := range cfg.SpanID {
-			cfg.SpanID[i] = byte(rng.IntN(256))
-		}
-		cfg.TraceFlags = trace.TraceFlags(rng.IntN(256))
-		cfg.Remote = rng.IntN(2) == 1
-		if rng.IntN(3) == 0 {
-			cfg.TraceState, _ = trace.ParseTraceState("k=" + strings.Repeat("v", 1+rng.IntN(30)))
-		}
-		return trace.NewSpanContext(cfg)
-	}
+	g := newRandGen(allValueKinds)
+	rng, str, attrs, ids := g.rng, g.str, g.attrs, g.ids
 	resources := []*resource.Resource{nil, resource.Empty(),
 		resource.NewWithAttributes("s1", attrs()...), resource.NewSchemaless(attrs()...)}
 	scopes := []instrumentation.Scope{{}, {Name: "n"}, {Name: str(), Version: str(), SchemaURL: str(), Attributes: attribute.NewSet(attrs()...)}}
@@ -268,23 +208,108 @@ func TestOTLPEncoderRandomSpans(t *testing.T) {
 	}
 }
 
-// BenchmarkOTLPEncode is the encoder alone on spans shaped like the agent's
-// HTTP server spans (~15 attributes, mostly strings).
+// randGen makes random strings, attributes and span contexts.
+type randGen struct {
+	rng   *rand.Rand
+	kinds []int // the cases of value to draw from
+}
+
+var (
+	allValueKinds = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+	// Those a provider keeps as they are: no byte slices, slices, maps or
+	// empty values (the SDK normalises them; probes do not make them).
+	scalarValueKinds = []int{0, 1, 2, 3, 4, 5, 6, 11, 11}
+)
+
+func newRandGen(kinds []int) randGen {
+	seed := uint64(time.Now().UnixNano())
+	return randGen{rng: rand.New(rand.NewPCG(1, seed)), kinds: kinds}
+}
+
+func (g randGen) str() string {
+	b := make([]byte, g.rng.IntN(3)*g.rng.IntN(150))
+	for i := range b {
+		b[i] = byte(' ' + g.rng.IntN(95))
+	}
+	return string(b)
+}
+
+func (g randGen) value(depth int) attribute.Value {
+	rng := g.rng
+	switch g.kinds[rng.IntN(len(g.kinds))] {
+	case 0:
+		return attribute.BoolValue(rng.IntN(2) == 1)
+	case 1:
+		return attribute.Int64Value(rng.Int64() - rng.Int64())
+	case 2:
+		return attribute.Float64Value(rng.NormFloat64())
+	case 3:
+		return attribute.BoolSliceValue([]bool{rng.IntN(2) == 1})
+	case 4:
+		return attribute.Int64SliceValue([]int64{rng.Int64(), -1})
+	case 5:
+		return attribute.Float64SliceValue([]float64{rng.Float64()})
+	case 6:
+		return attribute.StringSliceValue([]string{g.str(), g.str()})
+	case 7:
+		return attribute.ByteSliceValue([]byte(g.str()))
+	case 8:
+		if depth < 3 {
+			return attribute.SliceValue(g.value(depth+1), g.value(depth+1))
+		}
+	case 9:
+		if depth < 3 {
+			return attribute.MapValue(attribute.KeyValue{Key: attribute.Key(g.str()), Value: g.value(depth + 1)})
+		}
+	case 10:
+		return attribute.Value{}
+	}
+	return attribute.StringValue(g.str())
+}
+
+func (g randGen) attrs() []attribute.KeyValue {
+	out := make([]attribute.KeyValue, g.rng.IntN(20))
+	for i := range out {
+		out[i] = attribute.KeyValue{Key: attribute.Key(g.str()), Value: g.value(0)}
+	}
+	return out
+}
+
+func (g randGen) ids() trace.SpanContext {
+	var cfg trace.SpanContextConfig
+	for i := range cfg.TraceID {
+		cfg.TraceID[i] = byte(g.rng.IntN(256))
+	}
+	for i := range cfg.SpanID {
+		cfg.SpanID[i] = byte(g.rng.IntN(256))
+	}
+	cfg.TraceFlags = trace.TraceFlags(g.rng.IntN(256))
+	cfg.Remote = g.rng.IntN(2) == 1
+	if g.rng.IntN(3) == 0 {
+		cfg.TraceState, _ = trace.ParseTraceState("k=" + strings.Repeat("v", 1+g.rng.IntN(30)))
+	}
+	return trace.NewSpanContext(cfg)
+}
+
+// httpServerAttrs are shaped like the agent's HTTP server spans' (~15
+// attributes, mostly strings).
+var httpServerAttrs = []attribute.KeyValue{
+	attribute.String("http.request.method", "GET"), attribute.String("url.scheme", "http"),
+	attribute.String("url.path", "/users/1"), attribute.String("network.protocol.version", "1.1"),
+	attribute.String("user_agent.original", "Go-http-client/1.1"), attribute.Int("http.response.status_code", 200),
+	attribute.Int("http.response.body.size", 7), attribute.String("server.address", "127.0.0.1"),
+	attribute.Int("server.port", 9090), attribute.String("http.route", "/users/{id}"),
+	attribute.String("client.address", "127.0.0.1"), attribute.Int("client.port", 50000),
+	attribute.String("network.peer.address", "127.0.0.1"), attribute.Int("network.peer.port", 50000),
+}
+
+// BenchmarkOTLPEncode is the encoder alone on ReadOnlySpans (the SDK path).
 func BenchmarkOTLPEncode(b *testing.B) {
 	res := resource.NewSchemaless(attribute.String("service.name", "svc"), attribute.Int("process.pid", 1))
-	attrs := []attribute.KeyValue{
-		attribute.String("http.request.method", "GET"), attribute.String("url.scheme", "http"),
-		attribute.String("url.path", "/users/1"), attribute.String("network.protocol.version", "1.1"),
-		attribute.String("user_agent.original", "Go-http-client/1.1"), attribute.Int("http.response.status_code", 200),
-		attribute.Int("http.response.body.size", 7), attribute.String("server.address", "127.0.0.1"),
-		attribute.Int("server.port", 9090), attribute.String("http.route", "/users/{id}"),
-		attribute.String("client.address", "127.0.0.1"), attribute.Int("client.port", 50000),
-		attribute.String("network.peer.address", "127.0.0.1"), attribute.Int("network.peer.port", 50000),
-	}
 	stubs := make(tracetest.SpanStubs, 512)
 	for i := range stubs {
 		stubs[i] = tracetest.SpanStub{Name: "GET /users/{id}", SpanKind: trace.SpanKindServer, SpanContext: sc(tid(1), sid(byte(i)), false),
-			Parent: sc(tid(1), sid(0), true), StartTime: time.Unix(1, 0), EndTime: time.Unix(2, 0), Attributes: attrs, Resource: res}
+			Parent: sc(tid(1), sid(0), true), StartTime: time.Unix(1, 0), EndTime: time.Unix(2, 0), Attributes: httpServerAttrs, Resource: res}
 	}
 	spans := stubs.Snapshots()
 	var e otlpEncoder

@@ -18,7 +18,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// otlpExporter sends spans as OTLP/HTTP protobuf, encoded by otlpEncoder,
+// otlpExporter sends spans as OTLP/HTTP protobuf, encoded by otlpEncoder
+// (ReadOnlySpans of the SDK's batch processor) or by the OTLP batcher,
 // with otlptracehttp's transport behaviour: retries of 429/502/503/504 and
 // temporary network errors with exponential backoff that honours
 // Retry-After, partial-success responses reported as errors.
@@ -56,6 +57,21 @@ func newOTLPExporter(cfg otlpConfig, version string) *otlpExporter {
 var errExporterStopped = errors.New("otlp exporter is shut down")
 
 func (x *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	return x.export(ctx, func() bool { return x.enc.encode(spans) > 0 })
+}
+
+// exportEncoded sends the request that fill appends to the buffer it is
+// given (the OTLP batcher's already encoded spans).
+func (x *otlpExporter) exportEncoded(ctx context.Context, fill func([]byte) []byte) error {
+	return x.export(ctx, func() bool {
+		x.enc.buf = fill(x.enc.buf[:0])
+		return true
+	})
+}
+
+// export has encode write one request into x.enc.buf (under x.mu, which
+// owns the buffers; false: nothing to send) and posts it.
+func (x *otlpExporter) export(ctx context.Context, encode func() bool) error {
 	select {
 	case <-x.stop:
 		return errExporterStopped
@@ -64,7 +80,7 @@ func (x *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	defer x.trimBuffers()
-	if x.enc.encode(spans) == 0 {
+	if !encode() {
 		return nil
 	}
 	body := x.enc.buf

@@ -7,26 +7,25 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
-	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
 )
 
-// A probe span is finished when it reaches the exporter, so it is built
-// directly as the SDK's ReadOnlySpan and handed to the batch processor: a
-// TracerProvider's Start/SetAttributes/End (locks, option closures, copies,
-// a recording span per span) cost more than the rest of the agent. What a
-// provider decides is reproduced here: ids (spanIDs), sampling (the env
-// sampler, same parameters), span kind validation, attribute validity,
-// de-duplication and limits, link limits, zero timestamps.
+// A probe span is finished when it reaches the exporter, so no
+// TracerProvider is involved: its Start/SetAttributes/End (locks, option
+// closures, copies, a recording span per span) cost more than the rest of
+// the agent. What a provider decides is reproduced here, once, for every
+// output: ids (spanIDs), sampling (the env sampler, same parameters), span
+// kind validation, attribute validity, de-duplication and limits, link
+// limits, zero timestamps.
 
 var scope = instrumentation.Scope{Name: instrumentationName}
 
-// buildSpan returns the span to export, or false when the sampler drops it.
-func (p *Pipeline) buildSpan(s *probe.Span, res *resource.Resource) (sdktrace.ReadOnlySpan, bool) {
+// decide returns the span to export, or false when the sampler drops it.
+// The record shares s.Attrs when nothing had to change.
+func (p *Pipeline) decide(s *probe.Span) (spanRecord, bool) {
 	parent := s.Parent
 	if parent.IsValid() && s.SpanContext.IsValid() && parent.TraceID() != s.SpanContext.TraceID() {
 		// The span's own ids were propagated downstream; a parent of another
@@ -35,21 +34,11 @@ func (p *Pipeline) buildSpan(s *probe.Span, res *resource.Resource) (sdktrace.Re
 	}
 	tid, sid := spanIDs(s.SpanContext, parent)
 
-	var (
-		links        []sdktrace.Link
-		samplerLinks []trace.Link
-	)
+	var links []sdktrace.Link
 	for _, l := range s.Links {
 		if l.IsValid() {
 			links = append(links, sdktrace.Link{SpanContext: l})
-			samplerLinks = append(samplerLinks, trace.Link{SpanContext: l})
 		}
-	}
-	droppedLinks := 0
-	if lim := p.limits.LinkCountLimit; lim >= 0 && len(links) > lim {
-		// The SDK's queue evicts the oldest.
-		droppedLinks = len(links) - lim
-		links = links[droppedLinks:]
 	}
 	kind := trace.ValidateSpanKind(s.Kind)
 	var sr sdktrace.SamplingResult
@@ -60,12 +49,22 @@ func (p *Pipeline) buildSpan(s *probe.Span, res *resource.Resource) (sdktrace.Re
 		if parent.IsValid() {
 			ctx = trace.ContextWithSpanContext(ctx, parent)
 		}
+		var samplerLinks []trace.Link
+		for _, l := range links {
+			samplerLinks = append(samplerLinks, trace.Link{SpanContext: l.SpanContext})
+		}
 		sr = p.sampler.ShouldSample(sdktrace.SamplingParameters{
 			ParentContext: ctx, TraceID: tid, Name: s.Name, Kind: kind, Attributes: s.Attrs, Links: samplerLinks,
 		})
 	}
 	if sr.Decision != sdktrace.RecordAndSample {
-		return nil, false // RecordOnly spans are never exported either
+		return spanRecord{}, false // RecordOnly spans are never exported either
+	}
+	droppedLinks := 0
+	if lim := p.limits.LinkCountLimit; lim >= 0 && len(links) > lim {
+		// The SDK's queue evicts the oldest.
+		droppedLinks = len(links) - lim
+		links = links[droppedLinks:]
 	}
 
 	attrs := s.Attrs
@@ -85,26 +84,24 @@ func (p *Pipeline) buildSpan(s *probe.Span, res *resource.Resource) (sdktrace.Re
 	if end.IsZero() {
 		end = time.Now()
 	}
-	stub := tracetest.SpanStub{
-		Name: s.Name,
-		SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
+	r := spanRecord{
+		name: s.Name,
+		sc: trace.NewSpanContext(trace.SpanContextConfig{
 			TraceID: tid, SpanID: sid, TraceFlags: parent.TraceFlags() | trace.FlagsSampled, TraceState: sr.Tracestate,
 		}),
-		Parent:               parent,
-		SpanKind:             kind,
-		StartTime:            start,
-		EndTime:              end,
-		Attributes:           attrs,
-		DroppedAttributes:    dropped,
-		Links:                links,
-		DroppedLinks:         droppedLinks,
-		Resource:             res,
-		InstrumentationScope: scope,
+		parent:       parent,
+		kind:         kind,
+		start:        start,
+		end:          end,
+		attrs:        attrs,
+		droppedAttrs: dropped,
+		links:        links,
+		droppedLinks: droppedLinks,
 	}
 	if s.Error {
-		stub.Status = sdktrace.Status{Code: codes.Error, Description: s.StatusMessage}
+		r.status = sdktrace.Status{Code: codes.Error, Description: s.StatusMessage}
 	}
-	return stub.Snapshot(), true
+	return r, true
 }
 
 // spanIDs picks the span's ids: the kernel's (they were propagated, so
@@ -155,12 +152,16 @@ func (p *Pipeline) attrsClean(attrs []attribute.KeyValue) bool {
 	if lim := p.limits.AttributeCountLimit; lim >= 0 && len(attrs) > lim {
 		return false
 	}
-	for i, a := range attrs {
+	lengthLimit := p.limits.AttributeValueLengthLimit >= 0
+	for i := range attrs {
+		a := &attrs[i]
 		if !a.Valid() || indexKey(attrs[:i], a.Key) >= 0 {
 			return false
 		}
-		if _, cut := p.truncate(a); cut {
-			return false
+		if lengthLimit {
+			if _, cut := p.truncate(*a); cut {
+				return false
+			}
 		}
 	}
 	return true

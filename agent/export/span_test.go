@@ -15,42 +15,19 @@ import (
 	"github.com/tracer-agent/tracer-agent/probes/probe"
 )
 
-// TestSpansAsProviderBuildsThem checks buildSpan against the SDK itself: the
+// TestSpansAsProviderBuildsThem checks decide against the SDK itself: the
 // same probe spans, started and ended through a TracerProvider (ids handed
 // over by an IDGenerator), must come out identical, whatever the sampler
 // and limits.
 func TestSpansAsProviderBuildsThem(t *testing.T) {
-	unsampledParent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid(3), SpanID: sid(3), Remote: true})
-	ts, _ := trace.ParseTraceState("k=v")
-	spans := []probe.Span{
-		{PID: 1, Kind: trace.SpanKindServer, Name: "GET /a", Start: t0, End: t0.Add(time.Millisecond),
-			Attrs:       []attribute.KeyValue{attribute.String("a", "1"), attribute.Int("b", 2)},
-			SpanContext: sc(tid(1), sid(2), false), Parent: sc(tid(1), sid(1), true).WithTraceState(ts)},
-		{PID: 1, Kind: trace.SpanKindClient, Name: "err", Start: t0, End: t0.Add(-time.Second), Error: true, StatusMessage: "x",
-			SpanContext: sc(tid(1), sid(4), false), Parent: sc(tid(1), sid(2), false)},
-		{PID: 1, Name: "unspecified kind, dup and invalid attrs", Start: t0, End: t0,
-			Attrs:       []attribute.KeyValue{attribute.String("k", "first"), {}, attribute.String("long", "0123456789"), attribute.String("k", "last")},
-			SpanContext: sc(tid(5), sid(5), false), Parent: sc(tid(6), sid(6), true)},
-		{PID: 1, Kind: trace.SpanKindServer, Name: "unsampled parent", Start: t0, End: t0,
-			SpanContext: sc(tid(3), sid(7), false), Parent: unsampledParent},
-		{PID: 1, Kind: trace.SpanKindConsumer, Name: "links", Start: t0, End: t0, SpanContext: sc(tid(8), sid(8), false),
-			Links: []trace.SpanContext{sc(tid(9), sid(9), true), {}, sc(tid(10), sid(10), true)}},
-	}
-	for _, env := range []struct{ sampler, arg, attrLimit, lenLimit, linkLimit string }{
-		{}, {sampler: "always_on"}, {sampler: "parentbased_always_off"}, {sampler: "traceidratio", arg: "0.5"},
-		{attrLimit: "2", lenLimit: "4", linkLimit: "1"},
-	} {
-		t.Setenv("OTEL_TRACES_SAMPLER", env.sampler)
-		t.Setenv("OTEL_TRACES_SAMPLER_ARG", env.arg)
-		t.Setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", env.attrLimit)
-		t.Setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", env.lenLimit)
-		t.Setenv("OTEL_SPAN_LINK_COUNT_LIMIT", env.linkLimit)
+	for _, env := range providerEnvs {
+		env.set(t)
 		p, mem := newMemPipeline(t, Config{Output: "console"})
 		res := processResource(p.base, ServiceInfo{PID: 1, ServiceName: "svc"})
 		want := tracetest.NewInMemoryExporter()
 		tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithIDGenerator(givenIDs{}),
 			sdktrace.WithSyncer(want))
-		for _, s := range spans {
+		for _, s := range providerSpans() {
 			p.Export(s)
 			viaProvider(tp.Tracer(instrumentationName), s)
 		}
@@ -67,6 +44,46 @@ func TestSpansAsProviderBuildsThem(t *testing.T) {
 			}
 		}
 	}
+}
+
+// providerSpans are probe spans that exercise every decision a provider
+// makes: ids, remote and local parents, a parent of another trace, an
+// unsampled parent, kinds, duplicate/invalid/long attributes, links.
+func providerSpans() []probe.Span {
+	unsampledParent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid(3), SpanID: sid(3), Remote: true})
+	ts, _ := trace.ParseTraceState("k=v")
+	spans := []probe.Span{
+		{PID: 1, Kind: trace.SpanKindServer, Name: "GET /a", Start: t0, End: t0.Add(time.Millisecond),
+			Attrs:       []attribute.KeyValue{attribute.String("a", "1"), attribute.Int("b", 2)},
+			SpanContext: sc(tid(1), sid(2), false), Parent: sc(tid(1), sid(1), true).WithTraceState(ts)},
+		{PID: 1, Kind: trace.SpanKindClient, Name: "err", Start: t0, End: t0.Add(-time.Second), Error: true, StatusMessage: "x",
+			SpanContext: sc(tid(1), sid(4), false), Parent: sc(tid(1), sid(2), false)},
+		{PID: 1, Name: "unspecified kind, dup and invalid attrs", Start: t0, End: t0,
+			Attrs:       []attribute.KeyValue{attribute.String("k", "first"), {}, attribute.String("long", "0123456789"), attribute.String("k", "last")},
+			SpanContext: sc(tid(5), sid(5), false), Parent: sc(tid(6), sid(6), true)},
+		{PID: 1, Kind: trace.SpanKindServer, Name: "unsampled parent", Start: t0, End: t0,
+			SpanContext: sc(tid(3), sid(7), false), Parent: unsampledParent},
+		{PID: 1, Kind: trace.SpanKindConsumer, Name: "links", Start: t0, End: t0, SpanContext: sc(tid(8), sid(8), false),
+			Links: []trace.SpanContext{sc(tid(9), sid(9), true), {}, sc(tid(10), sid(10), true)}},
+	}
+	return spans
+}
+
+// providerEnv is a sampler and limits configuration, set through the
+// environment as a provider reads it.
+type providerEnv struct{ sampler, arg, attrLimit, lenLimit, linkLimit string }
+
+var providerEnvs = []providerEnv{
+	{}, {sampler: "always_on"}, {sampler: "parentbased_always_off"}, {sampler: "traceidratio", arg: "0.5"},
+	{attrLimit: "2", lenLimit: "4", linkLimit: "1"},
+}
+
+func (env providerEnv) set(t *testing.T) {
+	t.Setenv("OTEL_TRACES_SAMPLER", env.sampler)
+	t.Setenv("OTEL_TRACES_SAMPLER_ARG", env.arg)
+	t.Setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", env.attrLimit)
+	t.Setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", env.lenLimit)
+	t.Setenv("OTEL_SPAN_LINK_COUNT_LIMIT", env.linkLimit)
 }
 
 // viaProvider is how the exporter used to build spans.
