@@ -102,6 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := pipe.Shutdown(sctx); err != nil {
 			slog.Warn("flushing spans at exit", "err", err)
 		}
+		logExport("exported", pipe.Stats()) // after the flush: sent is final
 	}()
 
 	sampler, err := capture.ParseSampler(os.Getenv("OTEL_TRACES_SAMPLER"), os.Getenv("OTEL_TRACES_SAMPLER_ARG"))
@@ -385,10 +386,19 @@ func (a *runner) housekeeping(ctx context.Context) {
 	}
 }
 
+// logExport reports what became of the spans the probes built.
+func logExport(msg string, st export.Stats) {
+	slog.Info(msg, "spans", st.Exported, "sent", st.Sent, "export_failed", st.ExportFailed,
+		"queue_full", st.QueueFull, "unsampled", st.Unsampled, "dropped_by_route", st.Dropped)
+}
+
 func (a *runner) logStats(msg string) {
 	k, err := a.capt.Counters()
 	if err != nil {
 		slog.Warn("reading kernel counters", "err", err)
+	}
+	if msg != "final" { // the final export counters follow the flush
+		logExport("export", a.pipe.Stats())
 	}
 	cs, open := a.conns.Stats()
 	slog.Info(msg,

@@ -180,7 +180,10 @@ func startAgent(bin string, rcv *receiver, pids ...int) (*agentRun, error) {
 	return &agentRun{child: c, readyCPU: cpu}, nil
 }
 
-var ringDropsRE = regexp.MustCompile(`msg=final .*\bring_drops=(\d+)`)
+var (
+	ringDropsRE = regexp.MustCompile(`msg=final .*\bring_drops=(\d+)`)
+	queueFullRE = regexp.MustCompile(`msg=exported .*\bqueue_full=(\d+)`)
+)
 
 // stop reads the peak RSS, sends SIGINT so the agent flushes every pending
 // span, and parses its final counters.
@@ -201,6 +204,11 @@ func (a *agentRun) stop() (agentStats, error) {
 		return st, errors.New("agent printed no 'msg=final ... ring_drops=' line:\n" + tail(a.output()))
 	}
 	st.ringDrops, _ = strconv.ParseInt(m[1], 10, 64)
+	// Spans the export queue refused are lost the same way: count them too.
+	if m := queueFullRE.FindStringSubmatch(a.output()); m != nil {
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		st.ringDrops += n
+	}
 	return st, nil
 }
 
@@ -224,7 +232,7 @@ var _ io.Writer = (*child)(nil)
 func logAgent(workload, out string, spans, requests int64) {
 	fmt.Fprintf(os.Stderr, "\n%s: %d spans / %d requests\n", workload, spans, requests)
 	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "msg=final") || strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+		if strings.Contains(line, "msg=final") || strings.Contains(line, "msg=exported") || strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
 			fmt.Fprintln(os.Stderr, "  "+line)
 		}
 	}

@@ -88,7 +88,7 @@ func fmtDur(ns float64) string {
 }
 
 var header = []string{"workload", "conns", "req/s base", "req/s agent", "ratio", "p50 base", "p50 agent",
-	"p99 base", "p99 agent", "p99 ratio", "agent CPU µs/span", "agent peak RSS MiB", "ring drops",
+	"p99 base", "p99 agent", "p99 ratio", "agent CPU µs/span", "agent peak RSS MiB", "drops (ring+queue)",
 	"spans/req (want N)", "traced proc CPU µs/req base→agent"}
 
 func (r *row) cells() []string {
