@@ -60,7 +60,6 @@ type stream struct {
 	req       *pending // request being read (requests) or answered (responses)
 	lastEnd   time.Time
 	cur       *probe.Chunk
-	recent    recentHeaders
 }
 
 func (s *stream) feed(c *probe.Chunk) {
@@ -294,7 +293,7 @@ func chunkSize(line []byte) (int64, bool) {
 
 // gotHead decides the body framing of a freshly parsed head.
 func (s *stream) gotHead(b []byte, partial bool) {
-	h, ok := parseHead(b, partial, &s.recent)
+	h, ok := parseHead(b, partial, &s.p.values)
 	if !ok {
 		s.st = stLost
 		return
