@@ -211,9 +211,11 @@ func (s *stream) stepHead(data []byte) int {
 // headEnd returns the index just past the empty line ending the head, or -1.
 func headEnd(b []byte, from int) int {
 	for i := from; i < len(b); i++ {
-		if b[i] != '\n' {
-			continue
+		j := bytes.IndexByte(b[i:], '\n') // vectorised: heads are mostly not newlines
+		if j < 0 {
+			return -1
 		}
+		i += j
 		if i+1 < len(b) && b[i+1] == '\n' {
 			return i + 2
 		}

@@ -27,8 +27,8 @@ func knownMethodPrefix(b []byte) (string, bool) {
 }
 
 func isKnownMethod(m string) bool {
-	for _, k := range knownMethods {
-		if m == k {
+	for i := range knownMethods { // by index: ranging over the array copies it
+		if m == knownMethods[i] {
 			return true
 		}
 	}

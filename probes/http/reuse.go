@@ -125,21 +125,26 @@ const maxCached = 128
 
 // strCache turns bytes into strings without allocating when they repeat:
 // Host, User-Agent, polled paths, span names (routes are low-cardinality
-// by design). A few direct-mapped slots, replaced on a miss.
-type strCache [8]string
+// by design). Two-way set associative: a miss replaces the older of its
+// set's two slots.
+type strCache [16]string
 
 func (c *strCache) get(b []byte) string {
 	n := len(b)
 	if n == 0 || n > maxCached {
 		return string(b)
 	}
-	i := (uint(n) + 7*uint(b[n-1]) + 31*uint(b[n/2])) % uint(len(c))
-	if c[i] == string(b) { // compares without converting
+	i := 2 * ((uint(n) + 7*uint(b[n-1]) + 31*uint(b[n/2]) + 131*uint(b[n/4])) % uint(len(c)/2))
+	switch string(b) { // compares without converting
+	case c[i]:
+		return c[i]
+	case c[i+1]:
+		c[i], c[i+1] = c[i+1], c[i]
 		return c[i]
 	}
-	s := string(b)
-	c[i] = s
-	return s
+	c[i+1] = c[i]
+	c[i] = string(b)
+	return c[i]
 }
 
 // addrCache formats socket addresses once: a connection's peer, and the
