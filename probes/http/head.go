@@ -18,7 +18,7 @@ const respPrefix = "HTTP/1."
 
 // knownMethodPrefix reports whether b starts with a known method and a space.
 func knownMethodPrefix(b []byte) (string, bool) {
-	for _, m := range &knownMethods { // &: ranging over the array would copy it
+	for _, m := range &knownMethods { // &: ranging over the array copies it
 		if len(b) > len(m) && b[len(m)] == ' ' && string(b[:len(m)]) == m {
 			return m, true
 		}
@@ -27,7 +27,7 @@ func knownMethodPrefix(b []byte) (string, bool) {
 }
 
 func isKnownMethod(m string) bool {
-	for _, k := range &knownMethods { // &: ranging over the array would copy it
+	for _, k := range &knownMethods {
 		if m == k {
 			return true
 		}
@@ -52,7 +52,7 @@ func mayStartMessage(b []byte) bool {
 	if startsMessage(b) || len(b) < len(respPrefix) && strings.HasPrefix(respPrefix, string(b)) {
 		return true
 	}
-	for _, m := range &knownMethods { // &: ranging over the array would copy it
+	for _, m := range &knownMethods {
 		if len(b) <= len(m) && strings.HasPrefix(m, string(b)) {
 			return true
 		}
@@ -261,7 +261,7 @@ func setOnce(dst *string, v []byte, values *strCache) {
 // methodString is the method as a string, without allocating for the
 // known ones.
 func methodString(b []byte) string {
-	for _, m := range &knownMethods { // &: ranging over the array would copy it
+	for _, m := range &knownMethods {
 		if string(b) == m {
 			return m
 		}
