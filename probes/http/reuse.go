@@ -48,8 +48,11 @@ type reused struct {
 	scratch []byte // span name and url.full being built
 	values  strCache
 	names   strCache
-	urls    strCache
-	addrs   addrCache
+	// lastName is the last span name and the method and path it is for:
+	// requests on a connection, and the connections that follow, repeat.
+	lastName struct{ method, path, name string }
+	urls     strCache
+	addrs    addrCache
 }
 
 // reset forgets the connection: all of connState (so a field added there

@@ -143,12 +143,15 @@ func (p *parser) spanName(method string, t target) (name, route string) {
 	if !t.hasPath {
 		return method, ""
 	}
-	b := append(p.scratch[:0], method...)
-	b = append(b, ' ')
-	b = appendRoute(b, t.path)
-	p.scratch = b
-	name = p.names.get(b)
-	return name, name[len(method)+1:]
+	last := &p.lastName
+	if t.path != last.path || method != last.method { // usually the same (cached) strings: cheap
+		b := append(p.scratch[:0], method...)
+		b = append(b, ' ')
+		b = appendRoute(b, t.path)
+		p.scratch = b
+		last.method, last.path, last.name = method, t.path, p.names.get(b)
+	}
+	return last.name, last.name[len(method)+1:]
 }
 
 // AppendServerAddr adds server.address/server.port from an HTTP authority
