@@ -87,9 +87,13 @@ func (k *reused) newPending() *pending {
 	return new(pending)
 }
 
+// maxFreePending bounds the requests a parser keeps for reuse: one or two
+// are in flight on most connections, pipelining bursts are rare.
+const maxFreePending = 4
+
 // release takes back a request that was emitted and is referenced no more.
 func (k *reused) release(r *pending) {
-	if len(k.free) < maxPending {
+	if len(k.free) < maxFreePending {
 		*r = pending{}
 		k.free = append(k.free, r)
 	}
