@@ -16,7 +16,7 @@ import (
 const errNotObserved = "response_not_observed"
 
 // maxAttrs bounds the attributes of one span (a server span of an _OTHER
-// method with a query, a body, a failure and every address has 19).
+// method with a query, a body, a failure and every address has 18).
 const maxAttrs = 20
 
 // buildSpan turns a request (answered or not) into a span ending at end.
