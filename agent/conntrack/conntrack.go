@@ -43,6 +43,9 @@ type Tracker struct {
 	conns    map[key]*conn
 	maxConns int
 	stats    Stats
+	// free holds forgotten conns for reuse: many clients open a connection
+	// per request.
+	free []*conn
 	// detecting is the chunk being offered to the probes' Detect.
 	detecting probe.Chunk
 }
@@ -64,7 +67,7 @@ func (t *Tracker) Data(c probe.Conn, ch probe.Chunk) {
 		if len(t.conns) >= t.maxConns {
 			t.evictOldest()
 		}
-		cn = &conn{info: c}
+		cn = t.newConn(c)
 		t.conns[k] = cn
 		t.stats.Conns++
 	}
@@ -108,8 +111,7 @@ func (t *Tracker) Closed(pid uint32, sock uint64, at time.Time) {
 	defer t.mu.Unlock()
 	k := key{pid, sock}
 	if cn := t.conns[k]; cn != nil {
-		t.flush(cn, at)
-		delete(t.conns, k)
+		t.forget(k, cn, at)
 	}
 }
 
@@ -119,8 +121,7 @@ func (t *Tracker) ForgetPID(pid uint32, at time.Time) {
 	defer t.mu.Unlock()
 	for k, cn := range t.conns {
 		if k.pid == pid {
-			t.flush(cn, at)
-			delete(t.conns, k)
+			t.forget(k, cn, at)
 		}
 	}
 }
@@ -133,8 +134,7 @@ func (t *Tracker) Sweep(cutoff, now time.Time) {
 	defer t.mu.Unlock()
 	for k, cn := range t.conns {
 		if cn.lastSeen.Before(cutoff) {
-			t.flush(cn, now)
-			delete(t.conns, k)
+			t.forget(k, cn, now)
 		}
 	}
 }
@@ -162,15 +162,37 @@ func (t *Tracker) evictOldest() {
 		}
 	}
 	if cn != nil {
-		t.flush(cn, cn.lastSeen)
-		delete(t.conns, oldest)
+		t.forget(oldest, cn, cn.lastSeen)
 		t.stats.Evicted++
 	}
 }
 
-func (t *Tracker) flush(cn *conn, at time.Time) {
+// maxFree bounds the conns kept for reuse.
+const maxFree = 256
+
+func (t *Tracker) newConn(c probe.Conn) *conn {
+	if n := len(t.free); n > 0 {
+		cn := t.free[n-1]
+		t.free = t.free[:n-1]
+		cn.info = c
+		return cn
+	}
+	return &conn{info: c}
+}
+
+// forget flushes a connection's parser, drops it from the table and
+// recycles what can be.
+func (t *Tracker) forget(k key, cn *conn, at time.Time) {
+	delete(t.conns, k)
 	if cn.parser != nil {
 		t.emitAll(cn.parser.Close(at))
+		if r, ok := cn.parser.(probe.Recycler); ok {
+			r.Recycle()
+		}
+	}
+	*cn = conn{}
+	if len(t.free) < maxFree {
+		t.free = append(t.free, cn)
 	}
 }
 

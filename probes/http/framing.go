@@ -60,7 +60,6 @@ type stream struct {
 	req       *pending // request being read (requests) or answered (responses)
 	lastEnd   time.Time
 	cur       *probe.Chunk
-	recent    recentHeaders
 }
 
 func (s *stream) feed(c *probe.Chunk) {
@@ -212,9 +211,11 @@ func (s *stream) stepHead(data []byte) int {
 // headEnd returns the index just past the empty line ending the head, or -1.
 func headEnd(b []byte, from int) int {
 	for i := from; i < len(b); i++ {
-		if b[i] != '\n' {
-			continue
+		j := bytes.IndexByte(b[i:], '\n') // vectorised: heads are mostly not newlines
+		if j < 0 {
+			return -1
 		}
+		i += j
 		if i+1 < len(b) && b[i+1] == '\n' {
 			return i + 2
 		}
@@ -294,7 +295,7 @@ func chunkSize(line []byte) (int64, bool) {
 
 // gotHead decides the body framing of a freshly parsed head.
 func (s *stream) gotHead(b []byte, partial bool) {
-	h, ok := parseHead(b, partial, &s.recent)
+	h, ok := parseHead(b, partial, &s.p.values)
 	if !ok {
 		s.st = stLost
 		return

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"unsafe"
+
+	"github.com/tracer-agent/tracer-agent/probes/probe"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // knownMethods are the methods semconv names; Detect and resync only trust
@@ -14,7 +18,7 @@ const respPrefix = "HTTP/1."
 
 // knownMethodPrefix reports whether b starts with a known method and a space.
 func knownMethodPrefix(b []byte) (string, bool) {
-	for _, m := range knownMethods {
+	for _, m := range &knownMethods { // &: ranging over the array copies it
 		if len(b) > len(m) && b[len(m)] == ' ' && string(b[:len(m)]) == m {
 			return m, true
 		}
@@ -23,7 +27,7 @@ func knownMethodPrefix(b []byte) (string, bool) {
 }
 
 func isKnownMethod(m string) bool {
-	for _, k := range knownMethods {
+	for _, k := range &knownMethods {
 		if m == k {
 			return true
 		}
@@ -48,7 +52,7 @@ func mayStartMessage(b []byte) bool {
 	if startsMessage(b) || len(b) < len(respPrefix) && strings.HasPrefix(respPrefix, string(b)) {
 		return true
 	}
-	for _, m := range knownMethods {
+	for _, m := range &knownMethods {
 		if len(b) <= len(m) && strings.HasPrefix(m, string(b)) {
 			return true
 		}
@@ -64,7 +68,11 @@ type head struct {
 	version  string // "1.0" or "1.1"
 	status   int    // responses
 
-	host, userAgent, traceparent, tracestate string
+	host, userAgent, tracestate string
+	// traceparent is the first non-empty traceparent header, parsed (its
+	// tracestate is attached when the span is built); tpSeen says there was one.
+	traceparent trace.SpanContext
+	tpSeen      bool
 
 	contentLength int64 // -1 when absent or unusable
 	chunked       bool  // Transfer-Encoding's final coding is chunked
@@ -72,14 +80,11 @@ type head struct {
 	partial       bool  // headers were cut short (lost bytes or size cap)
 }
 
-// recentHeaders are the previous head's values on a stream: keep-alive
-// clients repeat Host and User-Agent on every request, and reusing the
-// string saves a copy per message.
-type recentHeaders struct{ host, userAgent string }
-
 // parseHead parses a start line plus header lines. When partial, the last
-// unterminated line is ignored: it may be cut in the middle.
-func parseHead(b []byte, partial bool, recent *recentHeaders) (head, bool) {
+// unterminated line is ignored: it may be cut in the middle. values turns
+// the kept bytes into strings (clients repeat Host, User-Agent and often
+// the target).
+func parseHead(b []byte, partial bool, values *strCache) (head, bool) {
 	h := head{contentLength: -1, partial: partial}
 	first := true
 	for len(b) > 0 {
@@ -93,14 +98,14 @@ func parseHead(b []byte, partial bool, recent *recentHeaders) (head, bool) {
 			if partial && first {
 				// Even a cut start line says which request or status this is.
 				line = bytes.TrimSuffix(line, []byte("\r"))
-				return h, parseStartLine(&h, line) || parseCutStartLine(&h, line)
+				return h, parseStartLine(&h, line, values) || parseCutStartLine(&h, line, values)
 			}
 		} else {
 			line, b = b[:i], b[i+1:]
 		}
 		line = bytes.TrimSuffix(line, []byte("\r"))
 		if first {
-			if !parseStartLine(&h, line) {
+			if !parseStartLine(&h, line, values) {
 				return h, false
 			}
 			first = false
@@ -109,18 +114,12 @@ func parseHead(b []byte, partial bool, recent *recentHeaders) (head, bool) {
 		if len(line) == 0 {
 			break // end of headers
 		}
-		h.addHeader(line, recent)
-	}
-	if h.host != "" {
-		recent.host = h.host
-	}
-	if h.userAgent != "" {
-		recent.userAgent = h.userAgent
+		h.addHeader(line, values)
 	}
 	return h, !first
 }
 
-func parseStartLine(h *head, line []byte) bool {
+func parseStartLine(h *head, line []byte, values *strCache) bool {
 	if bytes.HasPrefix(line, []byte(respPrefix)) {
 		// HTTP/1.x SP 3DIGIT [SP reason]
 		if len(line) < 12 || line[8] != ' ' || (len(line) > 12 && line[12] != ' ') {
@@ -159,7 +158,7 @@ func parseStartLine(h *head, line []byte) bool {
 		return false
 	}
 	h.method = methodString(line[:sp1])
-	h.target = string(line[sp1+1 : sp2])
+	h.target = values.get(line[sp1+1 : sp2])
 	h.version = v
 	return true
 }
@@ -167,12 +166,12 @@ func parseStartLine(h *head, line []byte) bool {
 // parseCutStartLine accepts a start line cut short by lost bytes: a
 // request needs its method and the start of its target, a response its
 // status code. A cut request's version stays unknown ("").
-func parseCutStartLine(h *head, line []byte) bool {
+func parseCutStartLine(h *head, line []byte, values *strCache) bool {
 	if bytes.HasPrefix(line, []byte(respPrefix)) {
 		if len(line) < 12 {
 			return false
 		}
-		if !parseStartLine(h, append(line[:12:12], " x"...)) {
+		if !parseStartLine(h, append(line[:12:12], " x"...), values) {
 			return false
 		}
 		return true
@@ -187,10 +186,11 @@ func parseCutStartLine(h *head, line []byte) bool {
 		}
 	}
 	h.method = methodString(line[:sp])
-	h.target = string(line[sp+1:])
-	if i := bytes.IndexByte(line[sp+1:], ' '); i >= 0 {
-		h.target = string(line[sp+1 : sp+1+i]) // version itself was cut
+	target := line[sp+1:]
+	if i := bytes.IndexByte(target, ' '); i >= 0 {
+		target = target[:i] // version itself was cut
 	}
+	h.target = values.get(target)
 	return true
 }
 
@@ -207,7 +207,7 @@ func version(b []byte) (string, bool) {
 // addHeader records the headers that matter for framing and attributes.
 // Names are case-insensitive; repeated headers keep the first value except
 // where the RFC says how to combine them.
-func (h *head) addHeader(line []byte, recent *recentHeaders) {
+func (h *head) addHeader(line []byte, values *strCache) {
 	if line[0] == ' ' || line[0] == '\t' {
 		return // obsolete line folding: ignore the continuation
 	}
@@ -233,11 +233,15 @@ func (h *head) addHeader(line []byte, recent *recentHeaders) {
 		h.chunked = bytes.EqualFold(last, []byte("chunked"))
 		h.otherTE = !h.chunked
 	case eqFold(name, "host"):
-		setOnce(&h.host, raw, recent.host)
+		setOnce(&h.host, raw, values)
 	case eqFold(name, "user-agent"):
-		setOnce(&h.userAgent, raw, recent.userAgent)
+		setOnce(&h.userAgent, raw, values)
 	case eqFold(name, "traceparent"):
-		setOnce(&h.traceparent, raw, "")
+		if !h.tpSeen && len(raw) > 0 {
+			h.tpSeen = true
+			// A view, not a copy: the parse keeps nothing of its input.
+			h.traceparent = probe.ParseTraceparent(unsafe.String(&raw[0], len(raw)), "")
+		}
 	case eqFold(name, "tracestate"):
 		if h.tracestate == "" {
 			h.tracestate = string(raw)
@@ -247,22 +251,17 @@ func (h *head) addHeader(line []byte, recent *recentHeaders) {
 	}
 }
 
-// setOnce sets *dst to v unless already set; prev is returned as is when
-// v equals it (no copy).
-func setOnce(dst *string, v []byte, prev string) {
-	switch {
-	case *dst != "":
-	case string(v) == prev:
-		*dst = prev
-	default:
-		*dst = string(v)
+// setOnce sets *dst to v unless already set.
+func setOnce(dst *string, v []byte, values *strCache) {
+	if *dst == "" {
+		*dst = values.get(v)
 	}
 }
 
 // methodString is the method as a string, without allocating for the
 // known ones.
 func methodString(b []byte) string {
-	for _, m := range knownMethods {
+	for _, m := range &knownMethods {
 		if string(b) == m {
 			return m
 		}

@@ -30,36 +30,34 @@ type pending struct {
 // versa (client role); each role has its own FIFO, which is what HTTP/1.x
 // keep-alive and pipelining guarantee.
 type parser struct {
+	connState
+	// reused holds queues[d], the requests that travelled in direction d
+	// (oldest first), and the buffers and caches kept across connections.
+	reused
+}
+
+// connState is what a parser knows of its connection (reset as a whole
+// when the parser is recycled).
+type connState struct {
 	conn    probe.Conn
 	streams [2]stream
-	// queues[d] holds requests that travelled in direction d, oldest first.
-	queues [2][]*pending
-	out    []probe.Span
-	dead   bool // upgraded or tunnelled: no longer HTTP/1.x
+	dead    bool // upgraded or tunnelled: no longer HTTP/1.x
 	// chunk holds the chunk being fed, so the stream can point at it
 	// without Feed's argument escaping to the heap (an allocation per call).
 	chunk probe.Chunk
-	peer  string // peerAddr's cache
 }
 
-// peerAddr is the remote address as text, formatted once per connection
-// (keep-alive connections carry many requests).
+// peerAddr is the remote address as text, formatted once per peer.
 func (p *parser) peerAddr() string {
-	if p.peer == "" && p.conn.Remote.IsValid() {
-		p.peer = p.conn.Remote.Addr().Unmap().String()
+	if !p.conn.Remote.IsValid() {
+		return ""
 	}
-	return p.peer
-}
-
-func newParser(conn probe.Conn) *parser {
-	p := &parser{conn: conn}
-	for d := range p.streams {
-		p.streams[d] = stream{p: p, dir: probe.Direction(d)}
-	}
-	return p
+	return p.addrs.text(p.conn.Remote.Addr())
 }
 
 func (p *parser) Feed(c probe.Chunk) []probe.Span {
+	clear(p.out) // the caller is done with the previous call's spans
+	p.out = p.out[:0]
 	if p.dead || c.Dir > probe.Send {
 		return nil
 	}
@@ -70,10 +68,12 @@ func (p *parser) Feed(c probe.Chunk) []probe.Span {
 	return p.flush()
 }
 
+// flush returns the spans completed by this call (valid until the next).
 func (p *parser) flush() []probe.Span {
-	out := p.out
-	p.out = nil
-	return out
+	if len(p.out) == 0 {
+		return nil
+	}
+	return p.out
 }
 
 // requestHead queues a request whose head has just been parsed.
@@ -82,14 +82,13 @@ func (p *parser) requestHead(s *stream, h *head) *pending {
 	if s.dir == probe.Send {
 		kind = trace.SpanKindClient
 	}
-	r := &pending{h: *h, kind: kind, from: s.first}
 	q := &p.queues[s.dir]
-	if len(*q) >= maxPending {
-		old := (*q)[0]
-		*q = (*q)[1:]
-		p.emit(old, s.first.start)
+	if q.len() >= maxPending {
+		p.emit(q.pop(), s.first.start)
 	}
-	*q = append(*q, r)
+	r := p.newPending()
+	r.h, r.kind, r.from = *h, kind, s.first
+	q.push(r)
 	return r
 }
 
@@ -99,24 +98,32 @@ func (p *parser) requestHead(s *stream, h *head) *pending {
 func (p *parser) responseHead(s *stream, h *head) string {
 	q := &p.queues[1-s.dir]
 	s.req = nil
-	if len(*q) == 0 {
+	if q.len() == 0 {
 		return ""
 	}
-	r := (*q)[0]
-	(*q)[0] = nil
-	*q = (*q)[1:]
+	r := q.pop()
 	r.answered, r.status = true, h.status
 	s.req = r
 	return r.h.method
 }
 
+// emit reports r's span; r is recycled, so no stream may still point at it
+// (a request stream still reading the body of a request already answered).
 func (p *parser) emit(r *pending, end time.Time) {
-	p.out = append(p.out, buildSpan(p.conn, p.peerAddr(), r, end))
+	p.out = append(p.out, p.buildSpan(r, end))
+	for d := range p.streams {
+		if p.streams[d].req == r {
+			p.streams[d].req = nil
+		}
+	}
+	p.release(r)
 }
 
 // Close ends responses delimited by the connection's end and reports the
 // requests that never got an answer.
 func (p *parser) Close(at time.Time) []probe.Span {
+	clear(p.out)
+	p.out = p.out[:0]
 	for d := range p.streams {
 		s := &p.streams[d]
 		if !s.resp || s.req == nil {
@@ -134,13 +141,12 @@ func (p *parser) Close(at time.Time) []probe.Span {
 		}
 	}
 	for d := range p.queues {
-		for _, r := range p.queues[d] {
-			p.emit(r, at)
+		for p.queues[d].len() > 0 {
+			p.emit(p.queues[d].pop(), at)
 		}
-		p.queues[d] = nil
 	}
 	for d := range p.streams {
-		p.streams[d] = stream{p: p, dir: probe.Direction(d)}
+		p.streams[d] = stream{p: p, dir: probe.Direction(d), buf: p.streams[d].buf[:0]}
 	}
 	p.dead = true
 	return p.flush()

@@ -383,7 +383,7 @@ func TestQueueBounded(t *testing.T) {
 	for i := 0; i < maxPending+10; i++ {
 		d.Send(recv, "GET /q HTTP/1.1\r\n\r\n")
 	}
-	if got := len(d.Parser.(*parser).queues[recv]); got != maxPending {
+	if got := d.Parser.(*parser).queues[recv].len(); got != maxPending {
 		t.Errorf("queue %d", got)
 	}
 	if len(d.Spans) != 10 {

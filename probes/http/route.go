@@ -13,15 +13,47 @@ const idPlaceholder = "{id}"
 // emails, IP addresses) become "{id}". The query is dropped; an empty path
 // is "/"; a trailing slash is kept as sent.
 func Route(path string) string {
+	path = routePath(path)
+	if !hasID(path) {
+		return path // most paths have no id: return them as they are, without building
+	}
+	return string(appendRoute(make([]byte, 0, len(path)+len(idPlaceholder)), path))
+}
+
+// routePath is the part of path a route is made of.
+func routePath(path string) string {
 	if i := strings.IndexAny(path, "?#"); i >= 0 {
 		path = path[:i]
 	}
 	if path == "" {
 		return "/"
 	}
-	// Most paths have no id: return them as they are, without building.
-	var b strings.Builder
-	done := 0 // path[:done] is already in b
+	return path
+}
+
+// appendRoute appends Route(path) to dst, for callers that build a span
+// name around it without allocating.
+func appendRoute(dst []byte, path string) []byte {
+	path = routePath(path)
+	done := 0 // path[:done] is already in dst
+	forSegments(path, func(start, end int) {
+		if looksLikeID(path[start:end]) {
+			dst = append(dst, path[done:start]...)
+			dst = append(dst, idPlaceholder...)
+			done = end
+		}
+	})
+	return append(dst, path[done:]...)
+}
+
+func hasID(path string) bool {
+	found := false
+	forSegments(path, func(start, end int) { found = found || looksLikeID(path[start:end]) })
+	return found
+}
+
+// forSegments calls fn with the bounds of each '/'-separated segment.
+func forSegments(path string, fn func(start, end int)) {
 	for start := 0; start <= len(path); {
 		end := strings.IndexByte(path[start:], '/')
 		if end < 0 {
@@ -29,21 +61,9 @@ func Route(path string) string {
 		} else {
 			end += start
 		}
-		if looksLikeID(path[start:end]) {
-			if b.Len() == 0 {
-				b.Grow(len(path) + len(idPlaceholder))
-			}
-			b.WriteString(path[done:start])
-			b.WriteString(idPlaceholder)
-			done = end
-		}
+		fn(start, end)
 		start = end + 1
 	}
-	if done == 0 {
-		return path
-	}
-	b.WriteString(path[done:])
-	return b.String()
 }
 
 func looksLikeID(s string) bool {

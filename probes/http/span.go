@@ -15,10 +15,13 @@ import (
 // errNotObserved is error.type for a request whose response never showed up.
 const errNotObserved = "response_not_observed"
 
-// buildSpan turns a request (answered or not) into a span ending at end;
-// peerAddr is conn.Remote's address as text.
-func buildSpan(conn probe.Conn, peerAddr string, r *pending, end time.Time) probe.Span {
-	h := &r.h
+// maxAttrs bounds the attributes of one span (a server span of an _OTHER
+// method with a query, a body, a failure and every address has 18).
+const maxAttrs = 20
+
+// buildSpan turns a request (answered or not) into a span ending at end.
+func (p *parser) buildSpan(r *pending, end time.Time) probe.Span {
+	conn, h := &p.conn, &r.h
 	if end.Before(r.from.start) {
 		end = r.from.start
 	}
@@ -30,23 +33,20 @@ func buildSpan(conn probe.Conn, peerAddr string, r *pending, end time.Time) prob
 		End:   end,
 	}
 	t := splitTarget(h.method, h.target)
-	route := ""
-	if t.hasPath {
-		route = Route(t.path)
-	}
 
+	// Built on the stack, then copied to a slice of the exact size: the
+	// exporter keeps it, and a fixed capacity would waste a third.
+	var buf [maxAttrs]attribute.KeyValue
+	attrs := buf[:0]
 	method := h.method
-	attrs := make([]attribute.KeyValue, 0, 20)
 	if isKnownMethod(method) {
 		attrs = append(attrs, semconv.HTTPRequestMethodKey.String(method))
 	} else {
 		attrs = append(attrs, semconv.HTTPRequestMethodOther, semconv.HTTPRequestMethodOriginalKey.String(method))
 		method = "HTTP" // semconv span name for _OTHER
 	}
-	sp.Name = method
-	if route != "" {
-		sp.Name += " " + route
-	}
+	var route string
+	sp.Name, route = p.spanName(method, t)
 
 	attrs = append(attrs, semconv.URLSchemeKey.String("http"))
 	if t.hasPath {
@@ -77,7 +77,7 @@ func buildSpan(conn probe.Conn, peerAddr string, r *pending, end time.Time) prob
 	if authority == "" {
 		authority = t.authority
 	}
-	peer := conn.Remote
+	peer, peerAddr := conn.Remote, p.peerAddr()
 	if r.kind == trace.SpanKindServer {
 		attrs = AppendServerAddr(attrs, authority, "http", conn.Local)
 		if route != "" {
@@ -92,12 +92,12 @@ func buildSpan(conn probe.Conn, peerAddr string, r *pending, end time.Time) prob
 			// The kernel parsed the same header (or started the trace) and
 			// propagates these ids downstream: they win.
 			sp.SpanContext, sp.Parent = r.from.ctx, WithTraceState(r.from.parent, h.tracestate)
-		} else if h.traceparent != "" {
-			sp.Parent = probe.ParseTraceparent(h.traceparent, h.tracestate)
+		} else {
+			sp.Parent = WithTraceState(h.traceparent, h.tracestate)
 		}
 	} else {
 		attrs = AppendServerAddr(attrs, authority, "http", conn.Remote)
-		if full := urlFull(t, authority, conn.Remote); full != "" {
+		if full := p.urlFull(t, authority); full != "" {
 			attrs = append(attrs, semconv.URLFullKey.String(full))
 		}
 		if route != "" {
@@ -106,11 +106,11 @@ func buildSpan(conn probe.Conn, peerAddr string, r *pending, end time.Time) prob
 		// The kernel's ids: the span it injected (or would have) and the
 		// server span this call is made for.
 		sp.SpanContext, sp.Parent = r.from.ctx, r.from.parent
-		if h.traceparent != "" {
+		if h.tpSeen {
 			// The process propagated a context itself (the kernel then never
 			// injects): this client span is the parent the downstream server
 			// sees.
-			if sc := probe.ParseTraceparent(h.traceparent, h.tracestate); sc.IsValid() {
+			if sc := WithTraceState(h.traceparent, h.tracestate); sc.IsValid() {
 				sp.SpanContext = sc.WithRemote(false)
 				if sp.Parent.TraceID() != sc.TraceID() {
 					sp.Parent = trace.SpanContext{}
@@ -133,8 +133,25 @@ func buildSpan(conn probe.Conn, peerAddr string, r *pending, end time.Time) prob
 		sp.Error = true
 		attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(r.status)))
 	}
-	sp.Attrs = attrs
+	sp.Attrs = append(make([]attribute.KeyValue, 0, len(attrs)), attrs...)
 	return sp
+}
+
+// spanName is "METHOD route" (route "" when the target has no path), made
+// without allocating for the routes seen lately.
+func (p *parser) spanName(method string, t target) (name, route string) {
+	if !t.hasPath {
+		return method, ""
+	}
+	last := &p.lastName
+	if t.path != last.path || method != last.method { // usually the same (cached) strings: cheap
+		b := append(p.scratch[:0], method...)
+		b = append(b, ' ')
+		b = appendRoute(b, t.path)
+		p.scratch = b
+		last.method, last.path, last.name = method, t.path, p.names.get(b)
+	}
+	return last.name, last.name[len(method)+1:]
 }
 
 // AppendServerAddr adds server.address/server.port from an HTTP authority
@@ -205,25 +222,30 @@ func splitTarget(method, s string) target {
 	return t
 }
 
-// urlFull rebuilds the URL a client requested.
-func urlFull(t target, authority string, remote netip.AddrPort) string {
+// urlFull rebuilds the URL a client requested, without allocating for
+// the URLs seen lately.
+func (p *parser) urlFull(t target, authority string) string {
 	if t.absolute {
 		return redactURL(t.raw)
 	}
 	if !t.hasPath {
 		return ""
 	}
-	if authority == "" {
-		if !remote.IsValid() {
-			return ""
-		}
-		authority = remote.String()
+	b := append(p.scratch[:0], "http://"...)
+	if authority != "" {
+		b = append(b, authority...)
+	} else if remote := p.conn.Remote; remote.IsValid() {
+		b = remote.AppendTo(b)
+	} else {
+		return ""
 	}
-	u := "http://" + authority + t.path
+	b = append(b, t.path...)
 	if t.query != "" {
-		u += "?" + RedactQuery(t.query)
+		b = append(b, '?')
+		b = append(b, RedactQuery(t.query)...)
 	}
-	return u
+	p.scratch = b
+	return p.urls.get(b)
 }
 
 // splitHostPort splits "host", "host:port", "[v6]" or "[v6]:port".

@@ -90,10 +90,20 @@ type Span struct {
 // they complete. Implementations must never panic on malformed input, and
 // must copy what they keep of Chunk.Data: it aliases the kernel ring buffer
 // and is only valid during Feed.
+//
+// The returned slice is only valid until the next call on the parser (it
+// may reuse its backing array); the Spans themselves, Attrs included, are
+// the caller's to keep.
 type Parser interface {
 	Feed(c Chunk) []Span
 	// Close flushes what is pending when the connection ends.
 	Close(at time.Time) []Span
+}
+
+// Recycler is a Parser that can be reused for another connection: after
+// Close, the owner may call Recycle once and must then drop the parser.
+type Recycler interface {
+	Recycle()
 }
 
 // Probe is one protocol: it recognises a connection from its first bytes
