@@ -13,9 +13,10 @@ import (
 )
 
 // The "unselected" workload: a process the agent does not trace doing
-// syscall-heavy socket I/O. Its cost with the agent loaded is the
-// tracepoints' pid filter (every read/write of every process on the node
-// enters the BPF programs) plus sockops on its connection setup.
+// syscall-heavy socket I/O. Its cost with the agent loaded is the raw
+// syscall tracepoints' dispatch (every syscall of every process on the node
+// enters the BPF programs; a write adds a pid lookup at entry and a
+// task-storage lookup at exit) plus sockops on its connection setup.
 
 const syscallChildEnv = "TRACER_BENCH_SYSCALL_CHILD"
 

@@ -1,12 +1,15 @@
 //go:build ignore
 
-/* Socket I/O capture from syscall tracepoints (no kprobes on these kernels).
+/* Socket I/O capture from the raw syscall tracepoints (no kprobes on these
+ * kernels), dispatching on the syscall number (syscalls.h).
  *
- * For threads of selected processes, sys_enter_* records the syscall's
- * buffer arguments; sys_exit_* checks the fd is a TCP socket (fd -> sock walk)
- * and emits one event with the bytes moved (a bounded prefix) and the
- * connection's addresses. Unselected processes pay one hash lookup. */
+ * For threads of selected processes, sys_enter of a read or write records
+ * the syscall's buffer arguments; its sys_exit checks the fd is a TCP socket
+ * (fd -> sock walk) and emits one event with the bytes moved (a bounded
+ * prefix) and the connection's addresses. Unselected processes pay one hash
+ * lookup at the entry of those syscalls, and every other syscall a compare. */
 #include "common.h"
+#include "syscalls.h"
 #include "http.h"
 #include "inject.h"
 #include "gohttp.h"
@@ -61,18 +64,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct data_event);
 } scratch SEC(".maps");
-
-struct sys_enter_ctx {
-	__u64 _common;
-	__s64 id;
-	__u64 args[6];
-};
-
-struct sys_exit_ctx {
-	__u64 _common;
-	__s64 id;
-	__s64 ret;
-};
 
 /* The iovec array a send passes (iovp 0: a plain buffer) and its count;
  * 0 if unreadable. */
@@ -160,24 +151,26 @@ static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
 	plan_injection(ev->data, n, sk, cur, &a->ctx);
 }
 
-static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 dir)
+static __always_inline int enter_io(struct pt_regs *regs, __u8 kind, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u8 state = trace_state(id >> 32);
-	if (!state)
+	if (!state || compat_syscall(regs))
 		return 0;
+	__u64 args[3];
+	syscall_args(regs, args);
 	struct io_args a = {
 		.state = state,
 		.start_ns = bpf_ktime_get_ns(),
-		.fd = (__s32)ctx->args[0],
-		.ptr = ctx->args[1],
+		.fd = (__s32)args[0],
+		.ptr = args[1],
 		.kind = kind,
 		.dir = dir,
 	};
 	if (kind == IO_IOV)
-		a.iovcnt = (__u32)ctx->args[2];
+		a.iovcnt = (__u32)args[2];
 	if (dir == DIR_SEND)
-		prepare_send(&a, ctx->args[2]);
+		prepare_send(&a, args[2]);
 	struct io_args *ap = bpf_task_storage_get(&active_io, bpf_get_current_task_btf(), 0,
 						  BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (ap)
@@ -187,7 +180,7 @@ static __always_inline int enter_io(struct sys_enter_ctx *ctx, __u8 kind, __u8 d
 	return 0;
 }
 
-static __always_inline int exit_io(struct sys_exit_ctx *ctx)
+static __always_inline int exit_io(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct io_args *ap = bpf_task_storage_get(&active_io, bpf_get_current_task_btf(), 0, 0);
@@ -204,9 +197,8 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 		}
 		kafka_plan_finish(id, &a.ctx);
 	}
-	h2_send_done(id, ctx->ret, &a.ctx);
+	h2_send_done(id, ret, &a.ctx);
 
-	__s64 ret = ctx->ret;
 	if (ret <= 0)
 		return 0;
 	struct sock *sk = tcp_sock_of_fd(a.fd);
@@ -261,21 +253,6 @@ static __always_inline int exit_io(struct sys_exit_ctx *ctx)
 	return 0;
 }
 
-#define IO_TRACEPOINTS(name, kind, dir)                                      \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
-	int enter_##name(struct sys_enter_ctx *ctx) { return enter_io(ctx, kind, dir); } \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
-	int exit_##name(struct sys_exit_ctx *ctx) { return exit_io(ctx); }
-
-IO_TRACEPOINTS(read, IO_BUF, DIR_RECV)
-IO_TRACEPOINTS(recvfrom, IO_BUF, DIR_RECV)
-IO_TRACEPOINTS(readv, IO_IOV, DIR_RECV)
-IO_TRACEPOINTS(recvmsg, IO_MSG, DIR_RECV)
-IO_TRACEPOINTS(write, IO_BUF, DIR_SEND)
-IO_TRACEPOINTS(sendto, IO_BUF, DIR_SEND)
-IO_TRACEPOINTS(writev, IO_IOV, DIR_SEND)
-IO_TRACEPOINTS(sendmsg, IO_MSG, DIR_SEND)
-
 static __always_inline void emit_ctl(void *ring, __u8 type, __u32 pid, __u32 tid, __s32 fd,
 				     __u64 sock_id, __u32 len)
 {
@@ -294,13 +271,14 @@ static __always_inline void emit_ctl(void *ring, __u8 type, __u32 pid, __u32 tid
 
 /* Close of a traced socket: ordered with its data on the same ring so the
  * agent can flush the connection after its last bytes. */
-SEC("tracepoint/syscalls/sys_enter_close")
-int enter_close(struct sys_enter_ctx *ctx)
+static __always_inline int enter_close(struct pt_regs *regs)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!trace_state(id >> 32))
+	if (!trace_state(id >> 32) || compat_syscall(regs))
 		return 0;
-	int fd = (int)ctx->args[0];
+	__u64 args[3];
+	syscall_args(regs, args);
+	int fd = (int)args[0];
 	struct sock *sk = tcp_sock_of_fd(fd);
 	if (!sk)
 		return 0;
@@ -318,19 +296,19 @@ struct {
 	__type(value, __s32);
 } listen_fds SEC(".maps");
 
-SEC("tracepoint/syscalls/sys_enter_listen")
-int enter_listen(struct sys_enter_ctx *ctx)
+static __always_inline int enter_listen(struct pt_regs *regs)
 {
-	if (!watch_listen)
+	if (!watch_listen || compat_syscall(regs))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
-	__s32 fd = (__s32)ctx->args[0];
+	__u64 args[3];
+	syscall_args(regs, args);
+	__s32 fd = (__s32)args[0];
 	bpf_map_update_elem(&listen_fds, &id, &fd, BPF_ANY);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_listen")
-int exit_listen(struct sys_exit_ctx *ctx)
+static __always_inline int exit_listen(long ret)
 {
 	if (!watch_listen)
 		return 0;
@@ -340,13 +318,65 @@ int exit_listen(struct sys_exit_ctx *ctx)
 		return 0;
 	__s32 fd = *fdp;
 	bpf_map_delete_elem(&listen_fds, &id);
-	if (ctx->ret != 0)
+	if (ret != 0)
 		return 0;
 	struct sock *sk = tcp_sock_of_fd(fd);
 	if (!sk)
 		return 0;
 	__u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	emit_ctl(&ctl_events, EV_LISTEN, id >> 32, (__u32)id, fd, (__u64)sk, port);
+	return 0;
+}
+
+/* Every syscall of every process enters here: the switch sends the few
+ * that matter to their handler (each inlined with its kind and direction
+ * constant, as separate tracepoint programs were). */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_sys_enter, struct pt_regs *regs, long nr)
+{
+	switch (nr) {
+	case NR_read:
+		return enter_io(regs, IO_BUF, DIR_RECV);
+	case NR_recvfrom:
+		return enter_io(regs, IO_BUF, DIR_RECV);
+	case NR_readv:
+		return enter_io(regs, IO_IOV, DIR_RECV);
+	case NR_recvmsg:
+		return enter_io(regs, IO_MSG, DIR_RECV);
+	case NR_write:
+		return enter_io(regs, IO_BUF, DIR_SEND);
+	case NR_sendto:
+		return enter_io(regs, IO_BUF, DIR_SEND);
+	case NR_writev:
+		return enter_io(regs, IO_IOV, DIR_SEND);
+	case NR_sendmsg:
+		return enter_io(regs, IO_MSG, DIR_SEND);
+	case NR_close:
+		return enter_close(regs);
+	case NR_listen:
+		return enter_listen(regs);
+	}
+	return 0;
+}
+
+/* The exit of an I/O syscall does work only when its entry saved the
+ * arguments (active_io); other syscalls return after reading the number. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+{
+	switch (syscall_nr(regs)) {
+	case NR_read:
+	case NR_recvfrom:
+	case NR_readv:
+	case NR_recvmsg:
+	case NR_write:
+	case NR_sendto:
+	case NR_writev:
+	case NR_sendmsg:
+		return exit_io(ret);
+	case NR_listen:
+		return exit_listen(ret);
+	}
 	return 0;
 }
 

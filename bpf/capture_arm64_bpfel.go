@@ -237,31 +237,14 @@ const (
 	CaptureMapScratch             = "scratch"
 	CaptureMapServerCtx           = "server_ctx"
 	CaptureMapTracedPids          = "traced_pids"
-	CaptureProgEnterClose         = "enter_close"
-	CaptureProgEnterListen        = "enter_listen"
-	CaptureProgEnterRead          = "enter_read"
-	CaptureProgEnterReadv         = "enter_readv"
-	CaptureProgEnterRecvfrom      = "enter_recvfrom"
-	CaptureProgEnterRecvmsg       = "enter_recvmsg"
-	CaptureProgEnterSendmsg       = "enter_sendmsg"
-	CaptureProgEnterSendto        = "enter_sendto"
-	CaptureProgEnterWrite         = "enter_write"
-	CaptureProgEnterWritev        = "enter_writev"
-	CaptureProgExitListen         = "exit_listen"
-	CaptureProgExitRead           = "exit_read"
-	CaptureProgExitReadv          = "exit_readv"
-	CaptureProgExitRecvfrom       = "exit_recvfrom"
-	CaptureProgExitRecvmsg        = "exit_recvmsg"
-	CaptureProgExitSendmsg        = "exit_sendmsg"
-	CaptureProgExitSendto         = "exit_sendto"
-	CaptureProgExitWrite          = "exit_write"
-	CaptureProgExitWritev         = "exit_writev"
 	CaptureProgGoRoundtrip        = "go_roundtrip"
 	CaptureProgGoWriteloop        = "go_writeloop"
 	CaptureProgInjectTraceparent  = "inject_traceparent"
 	CaptureProgOnExec             = "on_exec"
 	CaptureProgOnExit             = "on_exit"
 	CaptureProgOnFork             = "on_fork"
+	CaptureProgOnSysEnter         = "on_sys_enter"
+	CaptureProgOnSysExit          = "on_sys_exit"
 	CaptureProgTrackClientSockets = "track_client_sockets"
 	CaptureVarCaptureSize         = "capture_size"
 	CaptureVarInjectEnabled       = "inject_enabled"
@@ -314,31 +297,14 @@ type CaptureSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CaptureProgramSpecs struct {
-	EnterClose         *ebpf.ProgramSpec `ebpf:"enter_close"`
-	EnterListen        *ebpf.ProgramSpec `ebpf:"enter_listen"`
-	EnterRead          *ebpf.ProgramSpec `ebpf:"enter_read"`
-	EnterReadv         *ebpf.ProgramSpec `ebpf:"enter_readv"`
-	EnterRecvfrom      *ebpf.ProgramSpec `ebpf:"enter_recvfrom"`
-	EnterRecvmsg       *ebpf.ProgramSpec `ebpf:"enter_recvmsg"`
-	EnterSendmsg       *ebpf.ProgramSpec `ebpf:"enter_sendmsg"`
-	EnterSendto        *ebpf.ProgramSpec `ebpf:"enter_sendto"`
-	EnterWrite         *ebpf.ProgramSpec `ebpf:"enter_write"`
-	EnterWritev        *ebpf.ProgramSpec `ebpf:"enter_writev"`
-	ExitListen         *ebpf.ProgramSpec `ebpf:"exit_listen"`
-	ExitRead           *ebpf.ProgramSpec `ebpf:"exit_read"`
-	ExitReadv          *ebpf.ProgramSpec `ebpf:"exit_readv"`
-	ExitRecvfrom       *ebpf.ProgramSpec `ebpf:"exit_recvfrom"`
-	ExitRecvmsg        *ebpf.ProgramSpec `ebpf:"exit_recvmsg"`
-	ExitSendmsg        *ebpf.ProgramSpec `ebpf:"exit_sendmsg"`
-	ExitSendto         *ebpf.ProgramSpec `ebpf:"exit_sendto"`
-	ExitWrite          *ebpf.ProgramSpec `ebpf:"exit_write"`
-	ExitWritev         *ebpf.ProgramSpec `ebpf:"exit_writev"`
 	GoRoundtrip        *ebpf.ProgramSpec `ebpf:"go_roundtrip"`
 	GoWriteloop        *ebpf.ProgramSpec `ebpf:"go_writeloop"`
 	InjectTraceparent  *ebpf.ProgramSpec `ebpf:"inject_traceparent"`
 	OnExec             *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit             *ebpf.ProgramSpec `ebpf:"on_exit"`
 	OnFork             *ebpf.ProgramSpec `ebpf:"on_fork"`
+	OnSysEnter         *ebpf.ProgramSpec `ebpf:"on_sys_enter"`
+	OnSysExit          *ebpf.ProgramSpec `ebpf:"on_sys_exit"`
 	TrackClientSockets *ebpf.ProgramSpec `ebpf:"track_client_sockets"`
 }
 
@@ -471,61 +437,27 @@ type CaptureVariables struct {
 //
 // It can be passed to LoadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CapturePrograms struct {
-	EnterClose         *ebpf.Program `ebpf:"enter_close"`
-	EnterListen        *ebpf.Program `ebpf:"enter_listen"`
-	EnterRead          *ebpf.Program `ebpf:"enter_read"`
-	EnterReadv         *ebpf.Program `ebpf:"enter_readv"`
-	EnterRecvfrom      *ebpf.Program `ebpf:"enter_recvfrom"`
-	EnterRecvmsg       *ebpf.Program `ebpf:"enter_recvmsg"`
-	EnterSendmsg       *ebpf.Program `ebpf:"enter_sendmsg"`
-	EnterSendto        *ebpf.Program `ebpf:"enter_sendto"`
-	EnterWrite         *ebpf.Program `ebpf:"enter_write"`
-	EnterWritev        *ebpf.Program `ebpf:"enter_writev"`
-	ExitListen         *ebpf.Program `ebpf:"exit_listen"`
-	ExitRead           *ebpf.Program `ebpf:"exit_read"`
-	ExitReadv          *ebpf.Program `ebpf:"exit_readv"`
-	ExitRecvfrom       *ebpf.Program `ebpf:"exit_recvfrom"`
-	ExitRecvmsg        *ebpf.Program `ebpf:"exit_recvmsg"`
-	ExitSendmsg        *ebpf.Program `ebpf:"exit_sendmsg"`
-	ExitSendto         *ebpf.Program `ebpf:"exit_sendto"`
-	ExitWrite          *ebpf.Program `ebpf:"exit_write"`
-	ExitWritev         *ebpf.Program `ebpf:"exit_writev"`
 	GoRoundtrip        *ebpf.Program `ebpf:"go_roundtrip"`
 	GoWriteloop        *ebpf.Program `ebpf:"go_writeloop"`
 	InjectTraceparent  *ebpf.Program `ebpf:"inject_traceparent"`
 	OnExec             *ebpf.Program `ebpf:"on_exec"`
 	OnExit             *ebpf.Program `ebpf:"on_exit"`
 	OnFork             *ebpf.Program `ebpf:"on_fork"`
+	OnSysEnter         *ebpf.Program `ebpf:"on_sys_enter"`
+	OnSysExit          *ebpf.Program `ebpf:"on_sys_exit"`
 	TrackClientSockets *ebpf.Program `ebpf:"track_client_sockets"`
 }
 
 func (p *CapturePrograms) Close() error {
 	return _CaptureClose(
-		p.EnterClose,
-		p.EnterListen,
-		p.EnterRead,
-		p.EnterReadv,
-		p.EnterRecvfrom,
-		p.EnterRecvmsg,
-		p.EnterSendmsg,
-		p.EnterSendto,
-		p.EnterWrite,
-		p.EnterWritev,
-		p.ExitListen,
-		p.ExitRead,
-		p.ExitReadv,
-		p.ExitRecvfrom,
-		p.ExitRecvmsg,
-		p.ExitSendmsg,
-		p.ExitSendto,
-		p.ExitWrite,
-		p.ExitWritev,
 		p.GoRoundtrip,
 		p.GoWriteloop,
 		p.InjectTraceparent,
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,
+		p.OnSysEnter,
+		p.OnSysExit,
 		p.TrackClientSockets,
 	)
 }

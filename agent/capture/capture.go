@@ -188,6 +188,8 @@ func (c *Capture) attach(spec *ebpf.CollectionSpec) error {
 		case strings.HasPrefix(sec, "tracepoint/"):
 			group, event, _ := strings.Cut(strings.TrimPrefix(sec, "tracepoint/"), "/")
 			l, err = link.Tracepoint(group, event, prog, nil)
+		case strings.HasPrefix(sec, "tp_btf/"):
+			l, err = link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ps.AttachType})
 		case strings.HasPrefix(sec, "raw_tracepoint/"):
 			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{
 				Name: strings.TrimPrefix(sec, "raw_tracepoint/"), Program: prog})
