@@ -182,10 +182,17 @@ static __always_inline int enter_io(struct pt_regs *regs, __u8 kind, __u8 dir)
 
 static __always_inline int exit_io(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct io_args *ap = bpf_task_storage_get(&active_io, bpf_get_current_task_btf(), 0, 0);
+	/* sys_exit runs for every I/O syscall on the node: a task that never
+	 * had local storage (every thread of an untraced process) cannot have
+	 * saved arguments, and is let go after one helper call instead of
+	 * three (helper calls are the cost here). */
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (!task->bpf_storage)
+		return 0;
+	struct io_args *ap = bpf_task_storage_get(&active_io, task, 0, 0);
 	if (!ap || !ap->state)
 		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
 	struct io_args a = *ap;
 	ap->state = 0;
 	if (a.ctx.kind == CTX_CLIENT) {
