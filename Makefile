@@ -46,7 +46,7 @@ demo: build
 
 # Overhead benchmark (root, wrk, python3): one table of baseline vs agent runs.
 bench: build
-	$(GO) run ./bench -agent $(BIN)
+	$(GO) run ./bench -agent $(BIN) $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin
