@@ -272,8 +272,12 @@ static __always_inline void emit_ctl(void *ring, __u8 type, __u32 pid, __u32 tid
 		.len = len,
 	};
 	e.start_ns = e.end_ns = bpf_ktime_get_ns();
-	if (bpf_ringbuf_output(ring, &e, sizeof(e), 0))
-		count(ring == (void *)&events ? CNT_DATA_DROPS : CNT_CTL_DROPS);
+	/* A close on the data ring follows the data ring's wakeup policy: with
+	 * the default (wake a caught-up reader) every close woke the agent,
+	 * ~3 wakeups per request of a server that closes its connections. */
+	int data = ring == (void *)&events;
+	if (bpf_ringbuf_output(ring, &e, sizeof(e), data ? data_wakeup_flags() : 0))
+		count(data ? CNT_DATA_DROPS : CNT_CTL_DROPS);
 }
 
 /* Close of a traced socket: ordered with its data on the same ring so the

@@ -27,7 +27,8 @@ import (
 // pollEvery bounds how long an event waits in the ring when the kernel did
 // not wake the reader (bpf/common.h data_wakeup_flags). While the ring stays
 // empty the interval doubles up to idlePoll: an idle agent then wakes 10
-// times a second instead of 100 (the kernel still wakes it for a burst).
+// times a second instead of 100 (the kernel still wakes it for a burst:
+// ringwake.go).
 const (
 	pollEvery = 10 * time.Millisecond
 	idlePoll  = 100 * time.Millisecond
@@ -283,9 +284,19 @@ func (c *Capture) Counters() (Counters, error) {
 // events (from one goroutine, in ring order) and onCtl for process events
 // (from another goroutine).
 func (c *Capture) Run(ctx context.Context, onData, onCtl func(*Event)) error {
+	waker, err := newRingWaker(c.coll.Maps["events"])
+	if err != nil {
+		return err
+	}
+	defer waker.close()
+	wctx, stopWaker := context.WithCancel(ctx)
+	wakerDone := make(chan struct{})
+	go func() { waker.run(wctx); close(wakerDone) }()
+	defer func() { stopWaker(); <-wakerDone }()
+
 	errc := make(chan error, 2)
-	go func() { errc <- c.read(ctx, c.ctl, onCtl, 0) }()
-	err := c.read(ctx, c.data, onData, pollEvery)
+	go func() { errc <- c.read(ctx, c.ctl, onCtl, 0, nil) }()
+	err = c.read(ctx, c.data, onData, pollEvery, waker.C)
 	if err2 := <-errc; err == nil {
 		err = err2
 	}
@@ -294,42 +305,46 @@ func (c *Capture) Run(ctx context.Context, onData, onCtl func(*Event)) error {
 
 // read hands records to fn until ctx is done, then drains what the ring
 // still holds and returns. poll > 0 (data ring: the kernel does not wake
-// the reader for every event, so some are always waiting) rereads the ring
-// that often; poll == 0 (control ring: the kernel wakes the reader for each
-// event) blocks until woken, so an idle agent is not woken for nothing.
-func (c *Capture) read(ctx context.Context, r *ringbuf.Reader, fn func(*Event), poll time.Duration) error {
+// the reader for every event, so some are always waiting): the ring is
+// read without blocking, then the reader sleeps on a Go timer for poll (or
+// until the kernel wakes it for a burst, wake); poll == 0 (control ring:
+// the kernel wakes the reader for each event) blocks until woken, so an
+// idle agent is not woken for nothing.
+func (c *Capture) read(ctx context.Context, r *ringbuf.Reader, fn func(*Event), poll time.Duration, wake <-chan struct{}) error {
 	var (
 		rec ringbuf.Record
 		ev  Event
 	)
+	var timer *time.Timer
 	if poll == 0 {
 		// Flush makes ReadInto return what the ring holds, then ErrFlushed.
 		stop := context.AfterFunc(ctx, func() { _ = r.Flush() })
 		defer stop()
+	} else {
+		// A past deadline: ReadInto returns the records waiting, then
+		// ErrDeadlineExceeded, without blocking in epoll_wait.
+		r.SetDeadline(time.Unix(1, 0))
+		timer = time.NewTimer(poll)
+		defer timer.Stop()
 	}
-	wait, got := poll, false // got: records since the last deadline
+	wait, got := poll, false // got: records since the last sleep
 	for {
-		draining := ctx.Err() != nil
-		if poll > 0 {
-			// A short deadline picks up what the kernel did not wake us for.
-			// Draining, an expired deadline returns the records left, then
-			// ErrDeadlineExceeded.
-			deadline := time.Now().Add(wait)
-			if draining {
-				deadline = time.Now()
-			}
-			r.SetDeadline(deadline)
-		}
 		if err := r.ReadInto(&rec); err != nil {
 			switch {
 			case errors.Is(err, os.ErrClosed), errors.Is(err, ringbuf.ErrFlushed):
 				return nil
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				if draining {
-					return nil
+				if ctx.Err() != nil {
+					return nil // drained after the end
 				}
 				wait = nextPoll(wait, poll, got)
 				got = false
+				timer.Reset(wait)
+				select {
+				case <-timer.C:
+				case <-wake:
+				case <-ctx.Done(): // drain once more, then return
+				}
 				continue
 			}
 			return fmt.Errorf("read ring: %w", err)

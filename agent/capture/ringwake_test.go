@@ -1,0 +1,82 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tracer-agent/tracer-agent/internal/testenv"
+)
+
+// The data reader sleeps on a timer between polls; a burst (the kernel
+// wakes the ring once WAKEUP_BYTES wait) must reach it without waiting for
+// the timer. Here the timer is an hour, so only the wakeup can deliver.
+func TestDataReaderWokenByBurst(t *testing.T) {
+	testenv.RequireBPF(t)
+	c, err := Load(Options{CaptureBytes: 4096})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	defer c.Close()
+	if err := c.Track(uint32(os.Getpid()), false); err != nil {
+		t.Fatal(err)
+	}
+	w, err := newRingWaker(c.coll.Maps["events"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.run(ctx)
+	var got atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		done <- c.read(ctx, c.data, func(e *Event) { got.Add(int64(len(e.Data))) }, time.Hour, w.C)
+	}()
+
+	time.Sleep(200 * time.Millisecond) // the reader found the ring empty and sleeps
+
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		s, err := ln.Accept()
+		if err == nil {
+			buf := make([]byte, 1<<16)
+			for {
+				if _, err := s.Read(buf); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	cli, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	chunk := bytes.Repeat([]byte("w"), 4096)
+	for range 64 { // 256 KiB sent, 4 KiB captured per write: well over 64 KiB
+		if _, err := cli.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for got.Load() < 64<<10 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := got.Load(); n < 64<<10 {
+		t.Fatalf("reader got %d bytes of events without its timer; the kernel's wakeup did not reach it", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
