@@ -137,6 +137,14 @@ static __always_inline void h2_derive(__u8 *span, __u32 s)
 	span[5] ^= s >> 16;
 	span[6] ^= s >> 8;
 	span[7] ^= s;
+	/* An all-zero span id is invalid: keep the base, as http2.StreamSpan
+	 * does (the XOR is its own inverse). */
+	if (!(span[0] | span[1] | span[2] | span[3] | span[4] | span[5] | span[6] | span[7])) {
+		span[4] ^= s >> 24;
+		span[5] ^= s >> 16;
+		span[6] ^= s >> 8;
+		span[7] ^= s;
+	}
 }
 
 struct h2_fh {
