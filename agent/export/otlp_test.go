@@ -83,12 +83,7 @@ func TestOTLPHTTPExport(t *testing.T) {
 	defer col.mu.Unlock()
 	for _, req := range col.reqs {
 		for _, rs := range req.ResourceSpans {
-			svc := ""
-			for _, kv := range rs.Resource.Attributes {
-				if kv.Key == string(semconv.ServiceNameKey) {
-					svc = kv.Value.GetStringValue()
-				}
-			}
+			svc := resourceService(rs)
 			for _, ss := range rs.ScopeSpans {
 				for _, s := range ss.Spans {
 					got[s.Name] = svc

@@ -19,6 +19,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tracer-agent/tracer-agent/probes/probe"
@@ -233,6 +234,16 @@ func exportN(p *Pipeline, n int, name string) {
 	}
 }
 
+// resourceService is the service.name of an exported resource.
+func resourceService(rs *tracepb.ResourceSpans) string {
+	for _, kv := range rs.Resource.Attributes {
+		if kv.Key == string(semconv.ServiceNameKey) {
+			return kv.Value.GetStringValue()
+		}
+	}
+	return ""
+}
+
 // spanCount is how many spans the requests hold.
 func spanCount(reqs []*collectortrace.ExportTraceServiceRequest) []int {
 	var out []int
@@ -440,12 +451,7 @@ func TestOTLPBatcherConcurrent(t *testing.T) {
 	n := 0
 	for _, r := range got {
 		for _, rs := range r.ResourceSpans {
-			svc := ""
-			for _, kv := range rs.Resource.Attributes {
-				if kv.Key == string(semconv.ServiceNameKey) {
-					svc = kv.Value.GetStringValue()
-				}
-			}
+			svc := resourceService(rs)
 			for _, ss := range rs.ScopeSpans {
 				for _, s := range ss.Spans {
 					n++
