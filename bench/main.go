@@ -101,6 +101,7 @@ func run() error {
 		return err
 	}
 
+	total0, steal0 := machineTicks()
 	var rows []row
 	for _, w := range workloads(cfg) {
 		if cfg.only != nil && !cfg.only[w.name] {
@@ -122,6 +123,10 @@ func run() error {
 	}
 	progress("")
 	printTable(os.Stdout, cfg, rows)
+	if total1, steal1 := machineTicks(); total1 > total0 {
+		fmt.Printf("Hypervisor steal during the runs: %.1f%% of CPU time (compare tables only at similar steal).\n",
+			100*float64(steal1-steal0)/float64(total1-total0))
+	}
 	printKernelCosts(os.Stdout, rows)
 	return nil
 }

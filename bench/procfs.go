@@ -70,3 +70,23 @@ func peakRSS(pid int) (int64, error) {
 	}
 	return 0, fmt.Errorf("pid %d: no VmHWM", pid)
 }
+
+// machineTicks reads the all-CPU line of /proc/stat: total and steal
+// ticks. Steal is time the hypervisor ran something else on our vCPUs: a
+// run with much of it measured a slower machine than its neighbours.
+func machineTicks() (total, steal uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i := 1; i < len(f); i++ {
+		v, _ := strconv.ParseUint(f[i], 10, 64)
+		total += v
+		if i == 8 {
+			steal = v
+		}
+	}
+	return total, steal
+}
