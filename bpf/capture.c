@@ -155,7 +155,10 @@ static __always_inline int enter_io(struct pt_regs *regs, __u8 kind, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u8 state = trace_state(id >> 32);
-	if (!state || compat_syscall(regs))
+	if (!state)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (compat_syscall(regs, task))
 		return 0;
 	__u64 args[3];
 	syscall_args(regs, args);
@@ -171,8 +174,7 @@ static __always_inline int enter_io(struct pt_regs *regs, __u8 kind, __u8 dir)
 		a.iovcnt = (__u32)args[2];
 	if (dir == DIR_SEND)
 		prepare_send(&a, args[2]);
-	struct io_args *ap = bpf_task_storage_get(&active_io, bpf_get_current_task_btf(), 0,
-						  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct io_args *ap = bpf_task_storage_get(&active_io, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (ap)
 		*ap = a;
 	else
@@ -192,7 +194,7 @@ static __always_inline int exit_io(long ret)
 	struct io_args *ap = bpf_task_storage_get(&active_io, task, 0, 0);
 	if (!ap || !ap->state)
 		return 0;
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = (__u64)task->tgid << 32 | (__u32)task->pid; /* bpf_get_current_pid_tgid() */
 	struct io_args a = *ap;
 	ap->state = 0;
 	if (a.ctx.kind == CTX_CLIENT) {
@@ -285,7 +287,7 @@ static __always_inline void emit_ctl(void *ring, __u8 type, __u32 pid, __u32 tid
 static __always_inline int enter_close(struct pt_regs *regs)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!trace_state(id >> 32) || compat_syscall(regs))
+	if (!trace_state(id >> 32) || compat_syscall(regs, bpf_get_current_task_btf()))
 		return 0;
 	__u64 args[3];
 	syscall_args(regs, args);
@@ -309,7 +311,7 @@ struct {
 
 static __always_inline int enter_listen(struct pt_regs *regs)
 {
-	if (!watch_listen || compat_syscall(regs))
+	if (!watch_listen || compat_syscall(regs, bpf_get_current_task_btf()))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 args[3];

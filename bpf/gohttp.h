@@ -10,19 +10,15 @@
 #pragma once
 
 #include "http.h"
+#include "syscalls.h" /* ARM64_REGS */
 
 /* Go's internal ABI: receiver / first argument and the current g. */
 #if defined(__TARGET_ARCH_x86)
 #define GO_ARG1(ctx) ((ctx)->ax)
 #define GO_G(ctx) ((ctx)->r14)
 #elif defined(__TARGET_ARCH_arm64)
-/* arm64 pt_regs starts with the user registers (vmlinux.h here is x86's). */
-struct arm64_user_regs {
-	__u64 regs[31];
-	__u64 sp, pc, pstate;
-};
-#define GO_ARG1(ctx) (((struct arm64_user_regs *)(ctx))->regs[0])
-#define GO_G(ctx) (((struct arm64_user_regs *)(ctx))->regs[28])
+#define GO_ARG1(ctx) (ARM64_REGS(ctx)->regs[0])
+#define GO_G(ctx) (ARM64_REGS(ctx)->regs[28])
 #endif
 
 struct pconn_key {

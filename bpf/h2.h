@@ -133,18 +133,16 @@ static __always_inline int h2_is_preface(const __u8 *d)
 /* Stream s's span id from a syscall's base span id (see the top). */
 static __always_inline void h2_derive(__u8 *span, __u32 s)
 {
-	span[4] ^= s >> 24;
-	span[5] ^= s >> 16;
-	span[6] ^= s >> 8;
-	span[7] ^= s;
+	__u8 d[4] = {span[4] ^ (__u8)(s >> 24), span[5] ^ (__u8)(s >> 16), span[6] ^ (__u8)(s >> 8),
+		     span[7] ^ (__u8)s};
 	/* An all-zero span id is invalid: keep the base, as http2.StreamSpan
-	 * does (the XOR is its own inverse). */
-	if (!(span[0] | span[1] | span[2] | span[3] | span[4] | span[5] | span[6] | span[7])) {
-		span[4] ^= s >> 24;
-		span[5] ^= s >> 16;
-		span[6] ^= s >> 8;
-		span[7] ^= s;
-	}
+	 * does. */
+	if (!(span[0] | span[1] | span[2] | span[3] | d[0] | d[1] | d[2] | d[3]))
+		return;
+	span[4] = d[0];
+	span[5] = d[1];
+	span[6] = d[2];
+	span[7] = d[3];
 }
 
 struct h2_fh {

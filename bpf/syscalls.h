@@ -39,11 +39,10 @@ static __always_inline long syscall_nr(struct pt_regs *r)
 }
 
 /* ia32 syscalls have their own numbers (3 is read there, close here). x32
- * ones carry __X32_SYSCALL_BIT and match no number above. */
-static __always_inline int compat_syscall(struct pt_regs *r)
-{
-	return bpf_get_current_task_btf()->thread_info.status & TS_COMPAT;
-}
+ * ones carry __X32_SYSCALL_BIT and match no number above. A macro: task
+ * (the current task_struct) is evaluated only on x86, where it is needed,
+ * so a caller that has it already passes it instead of a helper call. */
+#define compat_syscall(r, task) ((task)->thread_info.status & TS_COMPAT)
 
 #elif defined(__TARGET_ARCH_arm64)
 /* asm-generic numbers. */
@@ -86,10 +85,7 @@ static __always_inline long syscall_nr(struct pt_regs *r)
 	return ARM64_REGS(r)->syscallno;
 }
 
-static __always_inline int compat_syscall(struct pt_regs *r)
-{
-	return ARM64_REGS(r)->pstate & PSR_MODE32_BIT;
-}
+#define compat_syscall(r, task) (ARM64_REGS(r)->pstate & PSR_MODE32_BIT)
 
 #else
 #error "syscalls.h: define __TARGET_ARCH_x86 or __TARGET_ARCH_arm64"
