@@ -37,25 +37,25 @@ type otlpProcess struct {
 
 // The scope is the same for every span: its ScopeSpans.scope and
 // .schema_url, encoded once.
-var scopeHead, scopeTail = func() ([]byte, []byte) {
-	var e otlpEncoder
-	e.scope(scope)
-	head := e.buf
-	e.buf = nil
-	e.str(3, scope.SchemaURL)
-	return head, e.buf
-}()
+var scopeHead, scopeTail = headTail(new(otlpEncoder), func(e *otlpEncoder) { e.scope(scope) }, scope.SchemaURL)
 
 func encodeResource(e *otlpEncoder, res *resource.Resource) (head, tail []byte) {
+	return headTail(e, func(e *otlpEncoder) { e.resource(res) }, res.SchemaURL())
+}
+
+// headTail encodes what goes before a ResourceSpans' or ScopeSpans' spans
+// (head: field 1, written by head) and after them (tail: schema_url, field
+// 3) into buffers of their own, with e, whose buffer it leaves as it was.
+func headTail(e *otlpEncoder, head func(*otlpEncoder), schemaURL string) (h, t []byte) {
 	saved := e.buf
 	e.buf = nil
-	e.resource(res)
-	head = e.buf
+	head(e)
+	h = e.buf
 	e.buf = nil
-	e.str(3, res.SchemaURL())
-	tail = e.buf
+	e.str(3, schemaURL)
+	t = e.buf
 	e.buf = saved
-	return head, tail
+	return h, t
 }
 
 // add encodes r into pr's group with e (whose buffer it borrows).

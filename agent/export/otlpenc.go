@@ -459,19 +459,13 @@ func appendString(b []byte, tag byte, s string) []byte {
 // (every tag here, most lengths) inline: protowire's are function calls.
 func (e *otlpEncoder) tag(field protowire.Number, typ protowire.Type) {
 	if field < 16 {
-		e.buf = append(e.buf, byte(field)<<3|byte(typ))
+		e.buf = append(e.buf, tagByte(field, typ))
 		return
 	}
 	e.buf = protowire.AppendTag(e.buf, field, typ)
 }
 
-func (e *otlpEncoder) varint(v uint64) {
-	if v < 0x80 {
-		e.buf = append(e.buf, byte(v))
-		return
-	}
-	e.buf = protowire.AppendVarint(e.buf, v)
-}
+func (e *otlpEncoder) varint(v uint64) { e.buf = appendVarint(e.buf, v) }
 
 // open starts an embedded message with a one-byte length placeholder and
 // returns where its body starts; close fills the length in. Most messages
