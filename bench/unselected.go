@@ -15,8 +15,9 @@ import (
 // The "unselected" workload: a process the agent does not trace doing
 // syscall-heavy socket I/O. Its cost with the agent loaded is the raw
 // syscall tracepoints' dispatch (every syscall of every process on the node
-// enters the BPF programs; a write adds a pid lookup at entry and a
-// task-storage lookup at exit) plus sockops on its connection setup.
+// enters the BPF programs; a write adds a pid lookup at entry and, at exit,
+// a check that the thread has no task storage) plus sockops on its
+// connection setup.
 
 const syscallChildEnv = "TRACER_BENCH_SYSCALL_CHILD"
 
