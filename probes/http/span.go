@@ -35,7 +35,8 @@ func (p *parser) buildSpan(r *pending, end time.Time) probe.Span {
 	t := splitTarget(h.method, h.target)
 
 	// Built on the stack, then copied to a slice of the exact size: the
-	// exporter keeps it, and a fixed capacity would waste a third.
+	// span owns it (the SDK-backed outputs keep it until their batch is
+	// sent), and a fixed capacity would waste a third.
 	var buf [maxAttrs]attribute.KeyValue
 	attrs := buf[:0]
 	method := h.method
