@@ -58,9 +58,10 @@ type Config struct {
 
 // dataRingBytes sizes the kernel's data ring below its 16 MiB default: the
 // ring is mapped twice in the agent, so it counts double in RSS (32 MiB of
-// the 100 MiB budget), while the go bench workload at saturation never had
-// more than 160 KiB waiting (the reader is woken at 64 KiB, polls every
-// 10 ms). 8 MiB still absorbs seconds of a stalled agent at 5k spans/s.
+// the 100 MiB budget), while the go bench workload at saturation has about
+// 1 MiB waiting when the reader comes (it polls every 100 ms and is woken
+// when 1 MiB, an eighth, waits). 8 MiB absorbs about a second of a stalled
+// agent at 8k spans/s; past half of it the kernel wakes the reader per event.
 const dataRingBytes = 8 << 20
 
 const (

@@ -255,7 +255,7 @@ static __always_inline int exit_io(long ret)
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
-	if (bpf_ringbuf_output(&events, ev, size, data_wakeup_flags()))
+	if (bpf_ringbuf_output(&events, ev, size, data_wakeup_flags(size)))
 		count(CNT_DATA_DROPS);
 	else
 		count(CNT_DATA_EVENTS);
@@ -278,7 +278,7 @@ static __always_inline void emit_ctl(void *ring, __u8 type, __u32 pid, __u32 tid
 	 * the default (wake a caught-up reader) every close woke the agent,
 	 * ~3 wakeups per request of a server that closes its connections. */
 	int data = ring == (void *)&events;
-	if (bpf_ringbuf_output(ring, &e, sizeof(e), data ? data_wakeup_flags() : 0))
+	if (bpf_ringbuf_output(ring, &e, sizeof(e), data ? data_wakeup_flags(sizeof(e)) : 0))
 		count(data ? CNT_DATA_DROPS : CNT_CTL_DROPS);
 }
 

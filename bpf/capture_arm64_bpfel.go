@@ -251,6 +251,7 @@ const (
 	CaptureVarKafkaInjectEnabled  = "kafka_inject_enabled"
 	CaptureVarParentBased         = "parent_based"
 	CaptureVarSampleBound         = "sample_bound"
+	CaptureVarWakeupBytes         = "wakeup_bytes"
 	CaptureVarWatchExec           = "watch_exec"
 	CaptureVarWatchListen         = "watch_listen"
 )
@@ -345,6 +346,7 @@ type CaptureVariableSpecs struct {
 	KafkaInjectEnabled *ebpf.VariableSpec `ebpf:"kafka_inject_enabled"`
 	ParentBased        *ebpf.VariableSpec `ebpf:"parent_based"`
 	SampleBound        *ebpf.VariableSpec `ebpf:"sample_bound"`
+	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WatchExec          *ebpf.VariableSpec `ebpf:"watch_exec"`
 	WatchListen        *ebpf.VariableSpec `ebpf:"watch_listen"`
 }
@@ -429,6 +431,7 @@ type CaptureVariables struct {
 	KafkaInjectEnabled *ebpf.Variable `ebpf:"kafka_inject_enabled"`
 	ParentBased        *ebpf.Variable `ebpf:"parent_based"`
 	SampleBound        *ebpf.Variable `ebpf:"sample_bound"`
+	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WatchExec          *ebpf.Variable `ebpf:"watch_exec"`
 	WatchListen        *ebpf.Variable `ebpf:"watch_listen"`
 }

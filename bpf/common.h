@@ -141,16 +141,22 @@ struct {
 	__uint(max_entries, 256 << 10);
 } ctl_events SEC(".maps");
 
-/* Data events wake the agent only once WAKEUP_BYTES are waiting (it also
- * polls every few milliseconds): a wakeup per event would cost the traced
- * process, which pays for it inside its syscall, and the agent a syscall
- * per event. */
-#define WAKEUP_BYTES (64 << 10)
+/* Data events wake the agent only when the bytes waiting cross
+ * wakeup_bytes (the agent sets it to an eighth of the ring; it also polls
+ * every few milliseconds, which is what drains the ring at a steady rate),
+ * and on every event past 4 * wakeup_bytes (half the ring), so a
+ * crossing two CPUs raced past cannot leave a filling ring unwatched. A
+ * wakeup is an irq_work self-IPI charged to the traced process inside its
+ * syscall (a VM exit under virtualisation) plus an agent wakeup; waking
+ * on every event past a small threshold cost both on a steady stream. */
+volatile const __u64 wakeup_bytes = 1 << 20;
 
-static __always_inline __u64 data_wakeup_flags(void)
+static __always_inline __u64 data_wakeup_flags(__u64 size)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
-									      : BPF_RB_NO_WAKEUP;
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if ((avail < wakeup_bytes && avail + size >= wakeup_bytes) || avail >= 4 * wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void count(__u32 idx)

@@ -13,11 +13,12 @@ import (
 )
 
 // The data reader sleeps on a timer between polls; a burst (the kernel
-// wakes the ring once WAKEUP_BYTES wait) must reach it without waiting for
-// the timer. Here the timer is an hour, so only the wakeup can deliver.
+// wakes the ring when the bytes waiting cross an eighth of it) must reach
+// it without waiting for the timer. Here the timer is an hour, so only the
+// wakeup can deliver.
 func TestDataReaderWokenByBurst(t *testing.T) {
 	testenv.RequireBPF(t)
-	c, err := Load(Options{CaptureBytes: 4096})
+	c, err := Load(Options{CaptureBytes: 4096, RingBytes: 1 << 20}) // wakes at 128 KiB
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -63,16 +64,16 @@ func TestDataReaderWokenByBurst(t *testing.T) {
 	}
 	defer cli.Close()
 	chunk := bytes.Repeat([]byte("w"), 4096)
-	for range 64 { // 256 KiB sent, 4 KiB captured per write: well over 64 KiB
+	for range 64 { // 256 KiB sent, 4 KiB captured per write: well over 128 KiB
 		if _, err := cli.Write(chunk); err != nil {
 			t.Fatal(err)
 		}
 	}
 	deadline := time.Now().Add(3 * time.Second)
-	for got.Load() < 64<<10 && time.Now().Before(deadline) {
+	for got.Load() < 128<<10 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := got.Load(); n < 64<<10 {
+	if n := got.Load(); n < 128<<10 {
 		t.Fatalf("reader got %d bytes of events without its timer; the kernel's wakeup did not reach it", n)
 	}
 	cancel()
