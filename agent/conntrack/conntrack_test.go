@@ -16,14 +16,31 @@ import (
 
 // recorder collects emitted spans with a private copy of their
 // attributes taken at emit time.
+// recorder keeps the spans it is given, as a keeper must: with Attrs of
+// their own (probe.Parser: a parser reuses them on its next call). shared
+// holds the same spans as given, for checking what they hold until then.
 type recorder struct {
-	spans []probe.Span
-	attrs [][]attribute.KeyValue
+	spans  []probe.Span
+	shared []probe.Span
 }
 
 func (r *recorder) emit(s probe.Span) {
+	r.shared = append(r.shared, s)
+	s.CloneAttrs()
 	r.spans = append(r.spans, s)
-	r.attrs = append(r.attrs, slices.Clone(s.Attrs))
+}
+
+// checkCall fails if a span given since the last check no longer holds
+// what it held when given; called right after a tracker call returns.
+func (r *recorder) checkCall(t *testing.T) {
+	t.Helper()
+	from := len(r.spans) - len(r.shared)
+	for i, s := range r.shared {
+		if !reflect.DeepEqual(s.Attrs, r.spans[from+i].Attrs) {
+			t.Fatalf("span %d changed before its call returned:\n%v\nwas\n%v", from+i, s.Attrs, r.spans[from+i].Attrs)
+		}
+	}
+	r.shared = r.shared[:0]
 }
 
 func (r *recorder) attr(i int, k attribute.Key) string {
@@ -84,26 +101,40 @@ func TestRecycledStateDoesNotLeak(t *testing.T) {
 	}
 }
 
-// Spans are the caller's: nothing the tracker or parsers do afterwards
-// (recycling, reusing buffers) may change one already emitted.
+// The spans of one call hold their own values until the call returns,
+// the pipelined ones of one chunk included, whatever the tracker and its
+// parsers did before (recycling connections, reusing buffers); the keeper
+// copies them (recorder), and its copies stay as they were.
 func TestEmittedSpansStayIntact(t *testing.T) {
 	var r recorder
 	tr := New([]probe.Probe{httpprobe.New(httpprobe.Options{})}, 4, r.emit)
-	for i := range 200 {
+	var kept [][]attribute.KeyValue
+	for i := 0; i < 200; i += 2 {
 		sock := uint64(i % 7)
-		feed(tr, sock, probe.Send, fmt.Sprintf("GET /u/%d?q=%d HTTP/1.1\r\nHost: h%d:81\r\nUser-Agent: ua%d\r\n\r\n", i, i, i%3, i%5))
-		feed(tr, sock, probe.Recv, fmt.Sprintf("HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n", 200+i%3))
+		req := func(i int) string {
+			return fmt.Sprintf("GET /u/%d?q=%d HTTP/1.1\r\nHost: h%d:81\r\nUser-Agent: ua%d\r\n\r\n", i, i, i%3, i%5)
+		}
+		resp := func(i int) string { return fmt.Sprintf("HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n", 200+i%3) }
+		feed(tr, sock, probe.Send, req(i)+req(i+1)) // pipelined: two spans from one call
+		r.checkCall(t)
+		feed(tr, sock, probe.Recv, resp(i)+resp(i+1))
+		r.checkCall(t)
 		if i%3 == 0 {
 			tr.Closed(1, sock, t0)
+			r.checkCall(t)
+		}
+		for len(kept) < len(r.spans) {
+			kept = append(kept, slices.Clone(r.spans[len(kept)].Attrs))
 		}
 	}
 	tr.FlushAll(t0)
+	r.checkCall(t)
 	if len(r.spans) != 200 {
 		t.Fatalf("got %d spans, want 200", len(r.spans))
 	}
 	for i, s := range r.spans {
-		if !reflect.DeepEqual(s.Attrs, r.attrs[i]) {
-			t.Fatalf("span %d changed after emit:\n%v\nwas\n%v", i, s.Attrs, r.attrs[i])
+		if !reflect.DeepEqual(s.Attrs, kept[i]) {
+			t.Fatalf("kept span %d changed:\n%v\nwas\n%v", i, s.Attrs, kept[i])
 		}
 		if want := fmt.Sprintf("http://h%d:81/u/%d?q=%d", i%3, i, i); r.attr(i, "url.full") != want {
 			t.Errorf("span %d url.full %q, want %q", i, r.attr(i, "url.full"), want)

@@ -231,3 +231,21 @@ func TestConcurrentExport(t *testing.T) {
 	}
 	p.Export(probe.Span{PID: 1, Name: "late"}) // after shutdown: ignored, no panic
 }
+
+// A probe's Attrs are only valid during Export (probe.Parser): the outputs
+// that queue spans (the SDK's processor here) must keep a copy.
+func TestQueuedSpansOwnTheirAttrs(t *testing.T) {
+	p, mem := newMemPipeline(t, Config{Output: "console"})
+	attrs := []attribute.KeyValue{attribute.String("url.path", "/a"), attribute.Int("http.response.status_code", 200)}
+	p.Export(probe.Span{PID: 1, Name: "GET /a", Start: t0, End: t0, Attrs: attrs})
+	attrs[0] = attribute.String("url.path", "/reused")
+	attrs[1] = attribute.Int("http.response.status_code", 500)
+	shutdown(t, p)
+	got := mem.GetSpans()
+	if len(got) != 1 {
+		t.Fatalf("got %d spans", len(got))
+	}
+	if a := attrMap(got[0].Attributes); a["url.path"].AsString() != "/a" || a["http.response.status_code"].AsInt64() != 200 {
+		t.Errorf("queued span's attributes changed with the probe's buffer: %v", got[0].Attributes)
+	}
+}

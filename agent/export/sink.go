@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"slices"
 
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -39,7 +40,12 @@ func newSDKSink(exp sdktrace.SpanExporter, opts ...sdktrace.BatchSpanProcessorOp
 	return &sdkSink{proc: sdktrace.NewBatchSpanProcessor(counted, opts...), counted: counted}
 }
 
-func (s *sdkSink) add(pr *process, r spanRecord) { s.proc.OnEnd(r.snapshot(pr.res)) }
+// add copies the attributes the record may share with the probe's span:
+// the processor keeps them until its batch is sent (probe.Parser).
+func (s *sdkSink) add(pr *process, r spanRecord) {
+	r.attrs = slices.Clone(r.attrs)
+	s.proc.OnEnd(r.snapshot(pr.res))
+}
 
 // shutdown drains the processor's queue, then shuts the exporter down.
 func (s *sdkSink) shutdown(ctx context.Context) error { return s.proc.Shutdown(ctx) }

@@ -56,8 +56,7 @@ func (p *parser) peerAddr() string {
 }
 
 func (p *parser) Feed(c probe.Chunk) []probe.Span {
-	clear(p.out) // the caller is done with the previous call's spans
-	p.out = p.out[:0]
+	p.newOutput()
 	if p.dead || c.Dir > probe.Send {
 		return nil
 	}
@@ -122,8 +121,7 @@ func (p *parser) emit(r *pending, end time.Time) {
 // Close ends responses delimited by the connection's end and reports the
 // requests that never got an answer.
 func (p *parser) Close(at time.Time) []probe.Span {
-	clear(p.out)
-	p.out = p.out[:0]
+	p.newOutput()
 	for d := range p.streams {
 		s := &p.streams[d]
 		if !s.resp || s.req == nil {

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sync"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/tracer-agent/tracer-agent/probes/probe"
 )
 
@@ -43,7 +45,8 @@ const maxKeptBuf = 4 << 10
 // never connection state.
 type reused struct {
 	out     []probe.Span
-	free    []*pending // cleared requests, for requestHead
+	attrs   []attribute.KeyValue // the Attrs of out's spans
+	free    []*pending           // cleared requests, for requestHead
 	queues  [2]fifo
 	scratch []byte // span name and url.full being built
 	values  strCache
@@ -58,8 +61,8 @@ type reused struct {
 // reset forgets the connection: all of connState (so a field added there
 // is reset by default) and what the queues still hold. Caches stay.
 func (p *parser) reset() {
-	clear(p.out)
-	p.out = p.out[:0]
+	p.newOutput()
+	clear(p.attrs[:cap(p.attrs)]) // keep no strings of the old connection alive
 	for d := range p.queues {
 		for p.queues[d].len() > 0 {
 			p.release(p.queues[d].pop())
@@ -75,6 +78,14 @@ func (p *parser) reset() {
 	for d := range p.streams {
 		p.streams[d].buf = bufs[d]
 	}
+}
+
+// newOutput starts the spans of a call: the caller is done with the
+// previous call's spans and their Attrs.
+func (p *parser) newOutput() {
+	clear(p.out)
+	p.out = p.out[:0]
+	p.attrs = p.attrs[:0]
 }
 
 // newPending returns a zero request, recycled when possible.

@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,11 +35,12 @@ func (p *parser) buildSpan(r *pending, end time.Time) probe.Span {
 	}
 	t := splitTarget(h.method, h.target)
 
-	// Built on the stack, then copied to a slice of the exact size: the
-	// span owns it (the SDK-backed outputs keep it until their batch is
-	// sent), and a fixed capacity would waste a third.
-	var buf [maxAttrs]attribute.KeyValue
-	attrs := buf[:0]
+	// Appended to the parser's arena, reused from one Feed to the next:
+	// Attrs live as long as the returned spans (probe.Parser). Allocated
+	// per span they were nine tenths of the agent's allocated bytes, and
+	// with their pointers most of its GC work.
+	from := len(p.attrs)
+	attrs := slices.Grow(p.attrs, maxAttrs)
 	method := h.method
 	if isKnownMethod(method) {
 		attrs = append(attrs, semconv.HTTPRequestMethodKey.String(method))
@@ -134,7 +136,8 @@ func (p *parser) buildSpan(r *pending, end time.Time) probe.Span {
 		sp.Error = true
 		attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(r.status)))
 	}
-	sp.Attrs = append(make([]attribute.KeyValue, 0, len(attrs)), attrs...)
+	p.attrs = attrs
+	sp.Attrs = attrs[from:len(attrs):len(attrs)] // an append by the consumer copies
 	return sp
 }
 

@@ -8,6 +8,7 @@ package probe
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -86,14 +87,19 @@ type Span struct {
 	Links []trace.SpanContext
 }
 
+// CloneAttrs gives s its own copy of its Attrs, for keeping it past the
+// parser call that returned it.
+func (s *Span) CloneAttrs() { s.Attrs = slices.Clone(s.Attrs) }
+
 // Parser consumes one connection's chunks in order and returns the spans
 // they complete. Implementations must never panic on malformed input, and
 // must copy what they keep of Chunk.Data: it aliases the kernel ring buffer
 // and is only valid during Feed.
 //
-// The returned slice is only valid until the next call on the parser (it
-// may reuse its backing array); the Spans themselves, Attrs included, are
-// the caller's to keep.
+// The returned slice, and the Spans' Attrs, are only valid until the next
+// call on the parser (it may reuse their backing arrays): a caller that
+// keeps a span past that copies its Attrs (CloneAttrs). The agent's OTLP
+// output encodes each span on arrival and keeps nothing.
 type Parser interface {
 	Feed(c Chunk) []Span
 	// Close flushes what is pending when the connection ends.

@@ -88,7 +88,7 @@ func (d *Driver) Feed(dir probe.Direction, b []byte, captured int, ctx, parent t
 	if d.Observe != nil {
 		d.Observe(c)
 	}
-	d.Spans = append(d.Spans, d.Parser.Feed(c)...)
+	d.keep(d.Parser.Feed(c))
 	for i := range ring {
 		ring[i] = d.Fill
 	}
@@ -104,6 +104,15 @@ func (d *Driver) Send(dir probe.Direction, s string) (start, end time.Time) {
 // Close ends the connection now and returns when.
 func (d *Driver) Close() time.Time {
 	at := d.Now
-	d.Spans = append(d.Spans, d.Parser.Close(at)...)
+	d.keep(d.Parser.Close(at))
 	return at
+}
+
+// keep appends a call's spans to d.Spans with Attrs of their own: the
+// parser may reuse them on its next call.
+func (d *Driver) keep(spans []probe.Span) {
+	for _, s := range spans {
+		s.CloneAttrs()
+		d.Spans = append(d.Spans, s)
+	}
 }

@@ -84,6 +84,7 @@ func (fz Fuzz) Run(t testing.TB, prog []byte) {
 				t.Fatalf("span %q ends before it starts", s.Name)
 			}
 			if fz.Span != nil {
+				s.CloneAttrs() // the callback may keep it past the next call
 				fz.Span(s)
 			}
 		}
