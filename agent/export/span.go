@@ -153,9 +153,15 @@ func (p *Pipeline) attrsClean(attrs []attribute.KeyValue) bool {
 		return false
 	}
 	lengthLimit := p.limits.AttributeValueLengthLimit >= 0
+	var seen uint64 // a bit per key hash: the linear search only on a hit
 	for i := range attrs {
 		a := &attrs[i]
-		if !a.Valid() || indexKey(attrs[:i], a.Key) >= 0 {
+		if !a.Valid() {
+			return false
+		}
+		if bit := keyBit(a.Key); seen&bit == 0 {
+			seen |= bit
+		} else if indexKey(attrs[:i], a.Key) >= 0 {
 			return false
 		}
 		if lengthLimit {
@@ -165,6 +171,14 @@ func (p *Pipeline) attrsClean(attrs []attribute.KeyValue) bool {
 		}
 	}
 	return true
+}
+
+// keyBit is one of 64 bits chosen by a key's length and two of its bytes:
+// the span's keys (semconv names) rarely share one, so checking them for
+// duplicates costs a few instructions a key instead of a search.
+func keyBit(k attribute.Key) uint64 {
+	n := uint(len(k)) // > 0: Valid
+	return 1 << ((n ^ uint(k[n-1])<<1 ^ uint(k[n/2])<<3) & 63)
 }
 
 // indexKey is a linear search: spans carry a few dozen attributes at most,
