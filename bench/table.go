@@ -156,6 +156,16 @@ func printTable(w io.Writer, cfg config, rows []row) {
 	fmt.Fprintf(w, "Unselected: %d write(2) of 64 B on loopback TCP by a process the agent does not trace, without / with the agent loaded (tracing an idle process); w/s = writes per second.\n", cfg.syscalls)
 	fmt.Fprintf(w, "spans/req = spans the agent exported (after SIGINT flush) ÷ responses the load generator completed, over all agent runs; wrk stops with up to conns requests in flight whose spans still count.\n")
 	fmt.Fprintf(w, "Agent CPU: utime+stime from ready to exit ÷ spans. Traced proc CPU: front+back utime+stime during the load ÷ completed requests.\n")
+	// What the baseline runs alone spread over: a ratio inside this spread
+	// is not resolved by the run (this VM's p99 moves most).
+	for _, r := range rows {
+		if len(r.rpsBase) > 1 && r.unselBase == nil {
+			rLo, rHi := slices.Min(r.rpsBase), slices.Max(r.rpsBase)
+			pLo, pHi := slices.Min(r.p99Base), slices.Max(r.p99Base)
+			fmt.Fprintf(w, "%s noise floor, baseline runs alone: req/s %.0f–%.0f (×%.2f), p99 %s–%s (×%.2f).\n",
+				r.name, rLo, rHi, rHi/rLo, fmtDur(pLo), fmtDur(pHi), pHi/pLo)
+		}
+	}
 	for _, r := range rows {
 		if r.errsBase+r.errsAgent > 0 {
 			fmt.Fprintf(w, "%s: failed requests (socket errors or non-2xx) base %d, agent %d.\n", r.name, r.errsBase, r.errsAgent)
