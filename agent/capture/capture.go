@@ -115,7 +115,7 @@ type Capture struct {
 	coll  *ebpf.Collection
 	pids  *ebpf.Map // traced_pids
 	links []link.Link
-	data  *ringbuf.Reader
+	data  *ringMap
 	ctl   *ringbuf.Reader
 	clock monoClock
 	once  sync.Once
@@ -175,7 +175,7 @@ func Load(opts Options) (*Capture, error) {
 			return nil, err
 		}
 	}
-	if c.data, err = ringbuf.NewReader(c.coll.Maps["events"]); err != nil {
+	if c.data, err = newRingMap(c.coll.Maps["events"]); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("open data ring: %w", err)
 	}
@@ -305,73 +305,71 @@ func (c *Capture) Run(ctx context.Context, onData, onCtl func(*Event)) error {
 	go func() { waker.run(wctx); close(wakerDone) }()
 	defer func() { stopWaker(); <-wakerDone }()
 
-	errc := make(chan error, 2)
-	go func() { errc <- c.read(ctx, c.ctl, onCtl, 0, nil) }()
-	err = c.read(ctx, c.data, onData, pollEvery, waker.C)
-	if err2 := <-errc; err == nil {
-		err = err2
-	}
-	return err
+	errc := make(chan error, 1)
+	go func() { errc <- c.readCtl(ctx, c.ctl, onCtl) }()
+	c.readData(ctx, c.data, onData, pollEvery, waker.C)
+	return <-errc
 }
 
-// read hands records to fn until ctx is done, then drains what the ring
-// still holds and returns. poll > 0 (data ring: the kernel does not wake
-// the reader for every event, so some are always waiting): the ring is
-// read without blocking, then the reader sleeps on a Go timer for poll (or
-// until the kernel wakes it for a burst, wake); poll == 0 (control ring:
-// the kernel wakes the reader for each event) blocks until woken, so an
-// idle agent is not woken for nothing.
-func (c *Capture) read(ctx context.Context, r *ringbuf.Reader, fn func(*Event), poll time.Duration, wake <-chan struct{}) error {
-	var (
-		rec ringbuf.Record
-		ev  Event
-	)
-	var timer *time.Timer
-	if poll == 0 {
-		// Flush makes ReadInto return what the ring holds, then ErrFlushed.
-		stop := context.AfterFunc(ctx, func() { _ = r.Flush() })
-		defer stop()
-	} else {
-		// A past deadline: ReadInto returns the records waiting, then
-		// ErrDeadlineExceeded, without blocking in epoll_wait.
-		r.SetDeadline(time.Unix(1, 0))
-		timer = time.NewTimer(poll)
-		defer timer.Stop()
-	}
-	wait, got := poll, false // got: records since the last sleep
-	n := 0                   // records read
-	for {
-		if err := r.ReadInto(&rec); err != nil {
-			switch {
-			case errors.Is(err, os.ErrClosed), errors.Is(err, ringbuf.ErrFlushed):
-				return nil
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				if ctx.Err() != nil {
-					return nil // drained after the end
-				}
-				wait = nextPoll(wait, poll, got)
-				got = false
-				timer.Reset(wait)
-				select {
-				case <-timer.C:
-				case <-wake:
-				case <-ctx.Done(): // drain once more, then return
-				}
-				continue
-			}
-			return fmt.Errorf("read ring: %w", err)
-		}
-		got = true
+// readData hands the data ring's records to fn until ctx is done, then
+// drains what the ring still holds and returns. The kernel does not wake
+// the reader for every event (some are always waiting): it reads the ring
+// in place without a syscall (ringMap), then sleeps on a Go timer for
+// poll, or until the kernel wakes it for a burst (wake).
+func (c *Capture) readData(ctx context.Context, r *ringMap, fn func(*Event), poll time.Duration, wake <-chan struct{}) {
+	var ev Event
+	n := 0 // records read
+	each := func(b []byte) {
 		if n++; n%yieldEvery == 0 {
 			// A drain runs for milliseconds; yielding keeps it under the
 			// runtime's 10 ms forced preemption (a signal, and sysmon
 			// back to polling every 20 µs for a while after).
 			runtime.Gosched()
 		}
-		if err := c.decode(rec.RawSample, &ev); err != nil {
-			continue
+		if c.decode(b, &ev) == nil {
+			fn(&ev)
 		}
-		fn(&ev)
+	}
+	timer := time.NewTimer(poll)
+	defer timer.Stop()
+	wait := poll
+	for {
+		got := r.drain(each) > 0
+		if ctx.Err() != nil {
+			return // drained after the end
+		}
+		wait = nextPoll(wait, poll, got)
+		timer.Reset(wait)
+		select {
+		case <-timer.C:
+		case <-wake:
+		case <-ctx.Done(): // drain once more, then return
+		}
+	}
+}
+
+// readCtl hands the control ring's records to fn until ctx is done, then
+// drains what the ring still holds and returns. The kernel wakes the
+// reader for each event, so it blocks until woken: an idle agent is not
+// woken for nothing.
+func (c *Capture) readCtl(ctx context.Context, r *ringbuf.Reader, fn func(*Event)) error {
+	var (
+		rec ringbuf.Record
+		ev  Event
+	)
+	// Flush makes ReadInto return what the ring holds, then ErrFlushed.
+	stop := context.AfterFunc(ctx, func() { _ = r.Flush() })
+	defer stop()
+	for {
+		if err := r.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, ringbuf.ErrFlushed) {
+				return nil
+			}
+			return fmt.Errorf("read ring: %w", err)
+		}
+		if c.decode(rec.RawSample, &ev) == nil {
+			fn(&ev)
+		}
 	}
 }
 
@@ -436,7 +434,7 @@ func (c *Capture) Close() error {
 		}
 		c.goMu.Unlock()
 		if c.data != nil {
-			c.data.Close()
+			c.data.close()
 		}
 		if c.ctl != nil {
 			c.ctl.Close()
