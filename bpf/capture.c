@@ -3,11 +3,14 @@
 /* Socket I/O capture from the raw syscall tracepoints (no kprobes on these
  * kernels), dispatching on the syscall number (syscalls.h).
  *
- * For threads of selected processes, sys_enter of a read or write records
- * the syscall's buffer arguments; its sys_exit checks the fd is a TCP socket
+ * For threads of selected processes, sys_enter of a write records the
+ * syscall's buffer arguments (and plans a traceparent insertion); a read
+ * needs nothing from its entry, since the arguments are still in the
+ * syscall's pt_regs at exit. The sys_exit checks the fd is a TCP socket
  * (fd -> sock walk) and emits one event with the bytes moved (a bounded
- * prefix) and the connection's addresses. Unselected processes pay one hash
- * lookup at the entry of those syscalls, and every other syscall a compare. */
+ * prefix) and the connection's addresses. Unselected processes pay one
+ * hash lookup at the entry of a write and at the exit of a read that moved
+ * bytes, and every other syscall a compare. */
 #include "common.h"
 #include "syscalls.h"
 #include "http.h"
@@ -104,7 +107,7 @@ static __always_inline int send_first_buf(__u64 iovp, __u64 *base, __u64 *len)
  * is a client call of that request (context, maybe a traceparent plan).
  * Decided from the first bytes (SEND_HEAD) where they suffice: only a
  * request start that gets a plan reads up to HDR_SCAN bytes. */
-static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
+static __always_inline void prepare_send(struct task_struct *task, struct io_args *a, __u64 count_arg)
 {
 	struct ctx_key k;
 	current_ctx_key(&k, a->state);
@@ -117,7 +120,7 @@ static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
 	if (kafka_inject_enabled &&
 	    kafka_plan_send(a->fd, a->ptr, count_arg, iovp, iovcnt, cur, &a->ctx))
 		return; /* a Kafka Produce: its PRODUCER span, served or not */
-	struct sock *sk = tcp_sock_of_fd(a->fd);
+	struct sock *sk = task_sock_of_fd(task, a->fd);
 	__u64 base = a->ptr, len = count_arg;
 	if (!sk || !send_first_buf(iovp, &base, &len))
 		return;
@@ -153,11 +156,11 @@ static __always_inline void prepare_send(struct io_args *a, __u64 count_arg)
 
 static __always_inline int enter_io(struct pt_regs *regs, __u8 kind, __u8 dir)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u8 state = trace_state(id >> 32);
+	/* One helper call for the task, which has the pid too. */
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u8 state = trace_state(task->tgid);
 	if (!state)
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
 	if (compat_syscall(regs, task))
 		return 0;
 	__u64 args[3];
@@ -173,7 +176,7 @@ static __always_inline int enter_io(struct pt_regs *regs, __u8 kind, __u8 dir)
 	if (kind == IO_IOV)
 		a.iovcnt = (__u32)args[2];
 	if (dir == DIR_SEND)
-		prepare_send(&a, args[2]);
+		prepare_send(task, &a, args[2]);
 	struct io_args *ap = bpf_task_storage_get(&active_io, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (ap)
 		*ap = a;
@@ -182,7 +185,63 @@ static __always_inline int enter_io(struct pt_regs *regs, __u8 kind, __u8 dir)
 	return 0;
 }
 
-static __always_inline int exit_io(long ret)
+/* The data event of an I/O syscall that moved ret > 0 bytes on a's fd, if
+ * that is a TCP socket. a->start_ns 0: the syscall's exit (a read). */
+static __always_inline int emit_io(struct task_struct *task, __u64 id, struct io_args *a, long ret)
+{
+	struct sock *sk = task_sock_of_fd(task, a->fd);
+	if (!sk)
+		return 0;
+
+	__u32 zero = 0;
+	struct data_event *ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ev)
+		return 0;
+
+	__u32 limit = capture_size;
+	if (limit > MAX_CAPTURE)
+		limit = MAX_CAPTURE;
+	if ((__u64)ret < limit)
+		limit = (__u32)ret;
+	else if ((__u64)ret > limit)
+		count(CNT_TRUNCATED);
+
+	__u32 got = copy_payload(ev, a->kind, a->ptr, a->iovcnt, limit);
+
+	ev->hdr.type = EV_DATA;
+	ev->hdr.dir = a->dir;
+	ev->hdr.flags = (a->state & TRACE_STATE_MASK) == TRACE_PENDING ? EVF_PENDING : 0;
+	ev->hdr.pid = id >> 32;
+	ev->hdr.tid = (__u32)id;
+	ev->hdr.fd = a->fd;
+	ev->hdr.sock_id = (__u64)sk;
+	ev->hdr.end_ns = bpf_ktime_get_ns();
+	ev->hdr.start_ns = a->start_ns ? a->start_ns : ev->hdr.end_ns;
+	ev->hdr.len = (__u32)ret;
+	ev->hdr.captured = got;
+	read_conn_addr(sk, &ev->hdr.addr);
+	ev->hdr.ctx = a->ctx;
+	if (a->dir == DIR_RECV && !h2_on_recv(ev->data, got, (__u32)ret, (__u64)sk, a->state, &ev->hdr.ctx)) {
+		on_request_read(ev->data, got, (__u64)sk, a->state, starts_request((__u64)sk, ev->data, got),
+				&ev->hdr.ctx);
+		note_lone_byte((__u64)sk, ev->data, got);
+	}
+	else if (a->dir == DIR_SEND && is_response_start(ev->data, got))
+		on_response_write((__u64)sk, a->state);
+	else if (a->dir == DIR_SEND)
+		h2_on_send(ev->data, got, (__u64)sk, a->state);
+
+	__u64 size = sizeof(ev->hdr) + got;
+	if (size > sizeof(*ev))
+		size = sizeof(*ev);
+	if (bpf_ringbuf_output(&events, ev, size, data_wakeup_flags(size)))
+		count(CNT_DATA_DROPS);
+	else
+		count(CNT_DATA_EVENTS);
+	return 0;
+}
+
+static __always_inline int exit_send(long ret)
 {
 	/* sys_exit runs for every I/O syscall on the node: a task that never
 	 * had local storage (every thread of an untraced process) cannot have
@@ -210,56 +269,34 @@ static __always_inline int exit_io(long ret)
 
 	if (ret <= 0)
 		return 0;
-	struct sock *sk = tcp_sock_of_fd(a.fd);
-	if (!sk)
+	return emit_io(task, id, &a, ret);
+}
+
+/* A read's exit: its arguments are still in pt_regs (syscalls.h), so it
+ * needs no entry program, and one that moved nothing (EAGAIN, EOF) costs
+ * a compare. Its start is its exit: a read may block long before the bytes
+ * come (the probes take a read's arrival from its end anyway). */
+static __always_inline int exit_read(struct pt_regs *regs, long ret, __u8 kind)
+{
+	if (ret <= 0)
 		return 0;
-
-	__u32 zero = 0;
-	struct data_event *ev = bpf_map_lookup_elem(&scratch, &zero);
-	if (!ev)
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u8 state = trace_state(task->tgid);
+	if (!state || compat_syscall(regs, task))
 		return 0;
-
-	__u32 limit = capture_size;
-	if (limit > MAX_CAPTURE)
-		limit = MAX_CAPTURE;
-	if ((__u64)ret < limit)
-		limit = (__u32)ret;
-	else if ((__u64)ret > limit)
-		count(CNT_TRUNCATED);
-
-	__u32 got = copy_payload(ev, a.kind, a.ptr, a.iovcnt, limit);
-
-	ev->hdr.type = EV_DATA;
-	ev->hdr.dir = a.dir;
-	ev->hdr.flags = (a.state & TRACE_STATE_MASK) == TRACE_PENDING ? EVF_PENDING : 0;
-	ev->hdr.pid = id >> 32;
-	ev->hdr.tid = (__u32)id;
-	ev->hdr.fd = a.fd;
-	ev->hdr.sock_id = (__u64)sk;
-	ev->hdr.start_ns = a.start_ns;
-	ev->hdr.end_ns = bpf_ktime_get_ns();
-	ev->hdr.len = (__u32)ret;
-	ev->hdr.captured = got;
-	read_conn_addr(sk, &ev->hdr.addr);
-	ev->hdr.ctx = a.ctx;
-	if (a.dir == DIR_RECV && !h2_on_recv(ev->data, got, (__u32)ret, (__u64)sk, a.state, &ev->hdr.ctx)) {
-		on_request_read(ev->data, got, (__u64)sk, a.state, starts_request((__u64)sk, ev->data, got),
-				&ev->hdr.ctx);
-		note_lone_byte((__u64)sk, ev->data, got);
-	}
-	else if (a.dir == DIR_SEND && is_response_start(ev->data, got))
-		on_response_write((__u64)sk, a.state);
-	else if (a.dir == DIR_SEND)
-		h2_on_send(ev->data, got, (__u64)sk, a.state);
-
-	__u64 size = sizeof(ev->hdr) + got;
-	if (size > sizeof(*ev))
-		size = sizeof(*ev);
-	if (bpf_ringbuf_output(&events, ev, size, data_wakeup_flags(size)))
-		count(CNT_DATA_DROPS);
-	else
-		count(CNT_DATA_EVENTS);
-	return 0;
+	__u64 args[3];
+	syscall_args(regs, args);
+	struct io_args a = {
+		.state = state,
+		.fd = (__s32)args[0],
+		.ptr = args[1],
+		.kind = kind,
+		.dir = DIR_RECV,
+	};
+	if (kind == IO_IOV)
+		a.iovcnt = (__u32)args[2];
+	__u64 id = (__u64)task->tgid << 32 | (__u32)task->pid; /* bpf_get_current_pid_tgid() */
+	return emit_io(task, id, &a, ret);
 }
 
 static __always_inline void emit_ctl(void *ring, __u8 type, __u32 pid, __u32 tid, __s32 fd,
@@ -348,14 +385,6 @@ SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long nr)
 {
 	switch (nr) {
-	case NR_read:
-		return enter_io(regs, IO_BUF, DIR_RECV);
-	case NR_recvfrom:
-		return enter_io(regs, IO_BUF, DIR_RECV);
-	case NR_readv:
-		return enter_io(regs, IO_IOV, DIR_RECV);
-	case NR_recvmsg:
-		return enter_io(regs, IO_MSG, DIR_RECV);
 	case NR_write:
 		return enter_io(regs, IO_BUF, DIR_SEND);
 	case NR_sendto:
@@ -380,13 +409,16 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	switch (syscall_nr(regs)) {
 	case NR_read:
 	case NR_recvfrom:
+		return exit_read(regs, ret, IO_BUF);
 	case NR_readv:
+		return exit_read(regs, ret, IO_IOV);
 	case NR_recvmsg:
+		return exit_read(regs, ret, IO_MSG);
 	case NR_write:
 	case NR_sendto:
 	case NR_writev:
 	case NR_sendmsg:
-		return exit_io(ret);
+		return exit_send(ret);
 	case NR_listen:
 		return exit_listen(ret);
 	}

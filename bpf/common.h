@@ -184,11 +184,10 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
  * socket. Walks task->files->fdt->fd[fd] with BTF pointer loads, which
  * work under lockdown and for sockets opened before the agent started;
  * only the fd array (a pointer to pointers) needs a probe read. */
-static __always_inline struct sock *tcp_sock_of_fd(int fd)
+static __always_inline struct sock *task_sock_of_fd(struct task_struct *task, int fd)
 {
 	if (fd < 0)
 		return NULL;
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct files_struct *files = task->files;
 	if (!files)
 		return NULL;
@@ -217,6 +216,13 @@ static __always_inline struct sock *tcp_sock_of_fd(int fd)
 	if (family != AF_INET && family != AF_INET6)
 		return NULL;
 	return sk;
+}
+
+/* tcp_sock_of_fd is task_sock_of_fd for the current task; callers that
+ * hold the task pass it (a helper call saved: they are the cost here). */
+static __always_inline struct sock *tcp_sock_of_fd(int fd)
+{
+	return task_sock_of_fd(bpf_get_current_task_btf(), fd);
 }
 
 /* sk: a BTF pointer (tcp_sock_of_fd), so these are direct loads. */
