@@ -35,6 +35,7 @@ enum io_kind {
 	IO_BUF = 0, /* (fd, buf) read/write/recvfrom/sendto */
 	IO_IOV = 1, /* (fd, iov, iovcnt) readv/writev */
 	IO_MSG = 2, /* (fd, msghdr) recvmsg/sendmsg */
+	IO_SEND = 3, /* sys_exit only: a send, whose arguments its entry saved */
 };
 
 #include "emit.h"
@@ -154,6 +155,23 @@ static __always_inline void prepare_send(struct task_struct *task, struct io_arg
 	plan_injection(ev->data, n, sk, cur, &a->ctx);
 }
 
+/* a's fields from the syscall's arguments in regs, which a read's exit
+ * still finds there; returns the third argument (count or iovcnt). */
+static __always_inline __u64 io_args_init(struct io_args *a, struct pt_regs *regs, __u8 state, __u8 kind,
+					  __u8 dir)
+{
+	__u64 args[3];
+	syscall_args(regs, args);
+	a->state = state;
+	a->fd = (__s32)args[0];
+	a->ptr = args[1];
+	a->kind = kind;
+	a->dir = dir;
+	if (kind == IO_IOV)
+		a->iovcnt = (__u32)args[2];
+	return args[2];
+}
+
 static __always_inline int enter_io(struct pt_regs *regs, __u8 kind, __u8 dir)
 {
 	/* One helper call for the task, which has the pid too. */
@@ -163,20 +181,10 @@ static __always_inline int enter_io(struct pt_regs *regs, __u8 kind, __u8 dir)
 		return 0;
 	if (compat_syscall(regs, task))
 		return 0;
-	__u64 args[3];
-	syscall_args(regs, args);
-	struct io_args a = {
-		.state = state,
-		.start_ns = bpf_ktime_get_ns(),
-		.fd = (__s32)args[0],
-		.ptr = args[1],
-		.kind = kind,
-		.dir = dir,
-	};
-	if (kind == IO_IOV)
-		a.iovcnt = (__u32)args[2];
+	struct io_args a = {.start_ns = bpf_ktime_get_ns()};
+	__u64 count_arg = io_args_init(&a, regs, state, kind, dir);
 	if (dir == DIR_SEND)
-		prepare_send(task, &a, args[2]);
+		prepare_send(task, &a, count_arg);
 	struct io_args *ap = bpf_task_storage_get(&active_io, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (ap)
 		*ap = a;
@@ -241,62 +249,44 @@ static __always_inline int emit_io(struct task_struct *task, __u64 id, struct io
 	return 0;
 }
 
-static __always_inline int exit_send(long ret)
+/* A send's arguments, saved by its entry; 0 when there is nothing to emit. */
+static __always_inline int send_args(struct task_struct *task, __u64 id, long ret, struct io_args *a)
 {
 	/* sys_exit runs for every I/O syscall on the node: a task that never
 	 * had local storage (every thread of an untraced process) cannot have
-	 * saved arguments, and is let go after one helper call instead of
-	 * three (helper calls are the cost here). */
-	struct task_struct *task = bpf_get_current_task_btf();
+	 * saved arguments, and is let go after one helper call (helper calls
+	 * are the cost here). */
 	if (!task->bpf_storage)
 		return 0;
 	struct io_args *ap = bpf_task_storage_get(&active_io, task, 0, 0);
 	if (!ap || !ap->state)
 		return 0;
-	__u64 id = (__u64)task->tgid << 32 | (__u32)task->pid; /* bpf_get_current_pid_tgid() */
-	struct io_args a = *ap;
+	*a = *ap;
 	ap->state = 0;
-	if (a.ctx.kind == CTX_CLIENT) {
+	if (a->ctx.kind == CTX_CLIENT) {
 		struct inject_plan *p = bpf_map_lookup_elem(&inject_plans, &id);
 		if (p) {
 			if (p->done)
-				a.ctx.ctx_flags |= CTXF_INJECTED;
+				a->ctx.ctx_flags |= CTXF_INJECTED;
 			bpf_map_delete_elem(&inject_plans, &id);
 		}
-		kafka_plan_finish(id, &a.ctx);
+		kafka_plan_finish(id, &a->ctx);
 	}
-	h2_send_done(id, ret, &a.ctx);
-
-	if (ret <= 0)
-		return 0;
-	return emit_io(task, id, &a, ret);
+	h2_send_done(id, ret, &a->ctx);
+	return ret > 0;
 }
 
-/* A read's exit: its arguments are still in pt_regs (syscalls.h), so it
- * needs no entry program, and one that moved nothing (EAGAIN, EOF) costs
- * a compare. Its start is its exit: a read may block long before the bytes
- * come (the probes take a read's arrival from its end anyway). */
-static __always_inline int exit_read(struct pt_regs *regs, long ret, __u8 kind)
+/* A read's arguments at its exit: they are still in pt_regs (syscalls.h),
+ * so a read needs no entry program. Its start is its exit: a read may
+ * block long before the bytes come (the probes take a read's arrival from
+ * its end anyway). 0 when there is nothing to emit. */
+static __always_inline int read_args(struct pt_regs *regs, struct task_struct *task, __u8 kind, struct io_args *a)
 {
-	if (ret <= 0)
-		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
 	__u8 state = trace_state(task->tgid);
 	if (!state || compat_syscall(regs, task))
 		return 0;
-	__u64 args[3];
-	syscall_args(regs, args);
-	struct io_args a = {
-		.state = state,
-		.fd = (__s32)args[0],
-		.ptr = args[1],
-		.kind = kind,
-		.dir = DIR_RECV,
-	};
-	if (kind == IO_IOV)
-		a.iovcnt = (__u32)args[2];
-	__u64 id = (__u64)task->tgid << 32 | (__u32)task->pid; /* bpf_get_current_pid_tgid() */
-	return emit_io(task, id, &a, ret);
+	io_args_init(a, regs, state, kind, DIR_RECV);
+	return 1;
 }
 
 static __always_inline void emit_ctl(void *ring, __u8 type, __u32 pid, __u32 tid, __s32 fd,
@@ -401,28 +391,45 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long nr)
 	return 0;
 }
 
-/* The exit of an I/O syscall does work only when its entry saved the
- * arguments (active_io); other syscalls return after reading the number. */
+/* Every syscall of every process exits here; others than I/O and listen
+ * return after reading the number. A send's exit works only when its
+ * entry saved the arguments (active_io), a read's when it moved bytes for
+ * a traced process. Both reach emit_io from one call site, so the program
+ * holds one copy of it. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
+	__u8 kind;
 	switch (syscall_nr(regs)) {
 	case NR_read:
 	case NR_recvfrom:
-		return exit_read(regs, ret, IO_BUF);
+		kind = IO_BUF;
+		break;
 	case NR_readv:
-		return exit_read(regs, ret, IO_IOV);
+		kind = IO_IOV;
+		break;
 	case NR_recvmsg:
-		return exit_read(regs, ret, IO_MSG);
+		kind = IO_MSG;
+		break;
 	case NR_write:
 	case NR_sendto:
 	case NR_writev:
 	case NR_sendmsg:
-		return exit_send(ret);
+		kind = IO_SEND;
+		break;
 	case NR_listen:
 		return exit_listen(ret);
+	default:
+		return 0;
 	}
-	return 0;
+	if (kind != IO_SEND && ret <= 0)
+		return 0; /* a read that moved nothing (EAGAIN, EOF): a compare */
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 id = (__u64)task->tgid << 32 | (__u32)task->pid; /* bpf_get_current_pid_tgid() */
+	struct io_args a = {};
+	if (kind == IO_SEND ? !send_args(task, id, ret, &a) : !read_args(regs, task, kind, &a))
+		return 0;
+	return emit_io(task, id, &a, ret);
 }
 
 /* An exec event carries the program's path and argv: the agent decides
