@@ -3,8 +3,6 @@ package capture
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"testing"
 
@@ -27,21 +25,7 @@ func TestRingMapWrapsAround(t *testing.T) {
 	if err := c.Track(uint32(os.Getpid()), false); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		if s, err := ln.Accept(); err == nil {
-			_, _ = io.Copy(io.Discard, s)
-		}
-	}()
-	cli, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := discardConn(t)
 
 	msg := func(i int) []byte { // 1000 bytes + an odd tail: records of varied padding
 		return append([]byte(fmt.Sprintf("seq:%05d:", i)), bytes.Repeat([]byte{'a' + byte(i%26)}, 990+i%7)...)

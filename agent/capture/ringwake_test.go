@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"os"
 	"sync/atomic"
@@ -43,27 +44,7 @@ func TestDataReaderWokenByBurst(t *testing.T) {
 
 	time.Sleep(200 * time.Millisecond) // the reader found the ring empty and sleeps
 
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		s, err := ln.Accept()
-		if err == nil {
-			buf := make([]byte, 1<<16)
-			for {
-				if _, err := s.Read(buf); err != nil {
-					return
-				}
-			}
-		}
-	}()
-	cli, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := discardConn(t)
 	chunk := bytes.Repeat([]byte("w"), 4096)
 	for range 64 { // 256 KiB sent, 4 KiB captured per write: well over 128 KiB
 		if _, err := cli.Write(chunk); err != nil {
@@ -79,4 +60,27 @@ func TestDataReaderWokenByBurst(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// discardConn is a loopback TCP connection whose peer reads and drops
+// everything; both ends are closed at the end of the test.
+func discardConn(t *testing.T) net.Conn {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		if s, err := ln.Accept(); err == nil {
+			_, _ = io.Copy(io.Discard, s)
+			s.Close()
+		}
+	}()
+	cli, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
 }
