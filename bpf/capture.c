@@ -172,7 +172,9 @@ static __always_inline __u64 io_args_init(struct io_args *a, struct pt_regs *reg
 	return args[2];
 }
 
-static __always_inline int enter_io(struct pt_regs *regs, __u8 kind, __u8 dir)
+/* A send's entry: its arguments (and what prepare_send plans) are saved
+ * in task storage for its exit. */
+static __always_inline int enter_send(struct pt_regs *regs, __u8 kind)
 {
 	/* One helper call for the task, which has the pid too. */
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -182,9 +184,8 @@ static __always_inline int enter_io(struct pt_regs *regs, __u8 kind, __u8 dir)
 	if (compat_syscall(regs, task))
 		return 0;
 	struct io_args a = {.start_ns = bpf_ktime_get_ns()};
-	__u64 count_arg = io_args_init(&a, regs, state, kind, dir);
-	if (dir == DIR_SEND)
-		prepare_send(task, &a, count_arg);
+	__u64 count_arg = io_args_init(&a, regs, state, kind, DIR_SEND);
+	prepare_send(task, &a, count_arg);
 	struct io_args *ap = bpf_task_storage_get(&active_io, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (ap)
 		*ap = a;
@@ -369,26 +370,31 @@ static __always_inline int exit_listen(long ret)
 }
 
 /* Every syscall of every process enters here: the switch sends the few
- * that matter to their handler (each inlined with its kind and direction
- * constant, as separate tracepoint programs were). */
+ * that matter to their handler. The sends reach enter_send from one call
+ * site, so the program holds one copy of it (and of prepare_send). */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long nr)
 {
+	__u8 kind;
 	switch (nr) {
 	case NR_write:
-		return enter_io(regs, IO_BUF, DIR_SEND);
 	case NR_sendto:
-		return enter_io(regs, IO_BUF, DIR_SEND);
+		kind = IO_BUF;
+		break;
 	case NR_writev:
-		return enter_io(regs, IO_IOV, DIR_SEND);
+		kind = IO_IOV;
+		break;
 	case NR_sendmsg:
-		return enter_io(regs, IO_MSG, DIR_SEND);
+		kind = IO_MSG;
+		break;
 	case NR_close:
 		return enter_close(regs);
 	case NR_listen:
 		return enter_listen(regs);
+	default:
+		return 0;
 	}
-	return 0;
+	return enter_send(regs, kind);
 }
 
 /* Every syscall of every process exits here; others than I/O and listen
