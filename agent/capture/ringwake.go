@@ -9,12 +9,12 @@ import (
 )
 
 // ringWaker turns the kernel's wakeups of a ring buffer (bpf/common.h
-// data_wakeup_flags: when an eighth of the ring waits) into a channel send. The data
-// reader then sleeps on a Go timer instead of in epoll_wait: a goroutine
-// that blocks in a syscall every few milliseconds keeps the runtime's
-// sysmon thread waking ~1000 times a second to hand its P off. This
-// goroutine blocks in one epoll_wait that returns only for a wakeup
-// (edge-triggered: each kernel wake_up, not "data is waiting").
+// data_wakeup_flags: when an eighth of the ring waits) into a channel
+// send. The data reader then sleeps on a Go timer instead of in
+// epoll_wait: a goroutine that blocks in a syscall every few milliseconds
+// keeps the runtime's sysmon thread waking ~1000 times a second to hand
+// its P off. This goroutine blocks in one epoll_wait that returns only for
+// a wakeup (edge-triggered: each kernel wake_up, not "data is waiting").
 type ringWaker struct {
 	epfd, evfd int
 	C          chan struct{}
