@@ -310,14 +310,15 @@ func (a *runner) onData(ev *capture.Event) {
 			Local:  ev.Local,
 			Remote: ev.Remote,
 		}, probe.Chunk{
-			Dir:    ev.Dir,
-			TID:    ev.TID,
-			Start:  ev.Start,
-			End:    ev.End,
-			Len:    int(ev.Len),
-			Data:   ev.Data,
-			Ctx:    ev.Ctx,
-			Parent: ev.Parent,
+			Dir:       ev.Dir,
+			TID:       ev.TID,
+			Start:     ev.Start,
+			End:       ev.End,
+			Len:       int(ev.Len),
+			Data:      ev.Data,
+			Ctx:       ev.Ctx,
+			Parent:    ev.Parent,
+			Forwarded: ev.Forwarded,
 		})
 	case capture.Close:
 		a.conns.Closed(ev.PID, ev.SockID, ev.End)
@@ -406,6 +407,7 @@ func (a *runner) logStats(msg string) {
 		"events", k.DataEvents, "ring_drops", k.DataDrops, "ctl_drops", k.CtlDrops,
 		"truncated", k.Truncated, "args_drops", k.ArgsDrops,
 		"injected", k.Injected, "inject_failed", k.InjectFailed, "sockhash_full", k.SockhashFull,
+		"forwarded_rewritten", k.Rewritten,
 		"conns", cs.Conns, "conns_open", open, "conns_ignored", cs.Ignored, "conns_evicted", cs.Evicted)
 	if a.cfg.KafkaInject {
 		kc, err := a.capt.KafkaCounters()

@@ -14,6 +14,7 @@
 #include "common.h"
 #include "syscalls.h"
 #include "http.h"
+#include "http_send.h"
 #include "inject.h"
 #include "gohttp.h"
 #include "h2.h"
@@ -134,25 +135,27 @@ static __always_inline void prepare_send(struct task_struct *task, struct io_arg
 	if (is_response_start(head, n))
 		return; /* answering the request it serves, not a call (nor HTTP/2) */
 	int usable = ctx_usable(cur);
-	if (!usable && !h2_head_matters(head, hn))
+	int h1_request = is_request_start(head, n);
+	if (!usable && !h1_request && !h2_head_matters(head, hn))
 		return; /* the common case: not serving anything */
-	if (h2_prepare_send((__u64)sk, sk, cur, base, len, head, hn, iovp,
+	if ((usable || h2_head_matters(head, hn)) &&
+	    h2_prepare_send((__u64)sk, sk, cur, base, len, head, hn, iovp,
 			    iovcnt > MAX_IOV ? MAX_IOV : (__u32)iovcnt, &a->ctx))
 		return; /* HTTP/2: h2.h */
-	if (!usable)
-		return;
-	if (!is_request_start(head, n)) {
-		client_ctx(cur, &a->ctx);
+	if (!h1_request) {
+		if (usable)
+			client_ctx(cur, &a->ctx);
 		return;
 	}
+	/* An HTTP/1 request: read whole headers even when not serving one, as
+	 * a forwarded traceparent names the request served (http_send.h). */
 	__u32 zero = 0;
 	struct data_event *ev = bpf_map_lookup_elem(&scratch, &zero);
 	if (!ev)
 		return;
 	if (bpf_probe_read_user(ev->data, n & (HDR_SCAN * 2 - 1), (void *)base))
 		return;
-	client_ctx(cur, &a->ctx);
-	plan_injection(ev->data, n, sk, cur, &a->ctx);
+	plan_http1_send(ev->data, n, sk, usable ? cur : NULL, &a->ctx);
 }
 
 /* a's fields from the syscall's arguments in regs, which a read's exit

@@ -54,6 +54,34 @@ type CaptureEventHdr struct {
 	Ctx      CaptureTraceCtx
 }
 
+type CaptureFwdKey struct {
+	_        structs.HostLayout
+	Pid      uint32
+	Pad      uint32
+	TraceId  [16]uint8
+	ParentId [8]uint8
+}
+
+type CaptureFwdScratch struct {
+	_  structs.HostLayout
+	Vb struct {
+		_     structs.HostLayout
+		B     [64]uint8
+		Avail uint32
+		Pad   uint32
+	}
+	Tp CaptureTraceCtx
+	K  CaptureFwdKey
+}
+
+type CaptureFwdVal struct {
+	_          structs.HostLayout
+	SpanId     [8]uint8
+	TraceFlags uint8
+	Dup        uint8
+	Pad        [6]uint8
+}
+
 type CaptureH2Send struct {
 	_          structs.HostLayout
 	Sk         uint64
@@ -109,6 +137,9 @@ type CaptureInjectPlan struct {
 	RemotePort uint32
 	Done       uint32
 	HdrEnd     uint32
+	Mode       uint8
+	Pad        [3]uint8
+	Expect     [16]uint8
 	Bytes      [340]uint8
 }
 
@@ -222,6 +253,8 @@ const (
 	CaptureMapCtlEvents           = "ctl_events"
 	CaptureMapCtxScratch          = "ctx_scratch"
 	CaptureMapEvents              = "events"
+	CaptureMapFwdCtx              = "fwd_ctx"
+	CaptureMapFwdScratch          = "fwd_scratch"
 	CaptureMapGoWriter            = "go_writer"
 	CaptureMapH2Sends             = "h2_sends"
 	CaptureMapH2Socks             = "h2_socks"
@@ -320,6 +353,8 @@ type CaptureMapSpecs struct {
 	CtlEvents     *ebpf.MapSpec `ebpf:"ctl_events"`
 	CtxScratch    *ebpf.MapSpec `ebpf:"ctx_scratch"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	FwdCtx        *ebpf.MapSpec `ebpf:"fwd_ctx"`
+	FwdScratch    *ebpf.MapSpec `ebpf:"fwd_scratch"`
 	GoWriter      *ebpf.MapSpec `ebpf:"go_writer"`
 	H2Sends       *ebpf.MapSpec `ebpf:"h2_sends"`
 	H2Socks       *ebpf.MapSpec `ebpf:"h2_socks"`
@@ -378,6 +413,8 @@ type CaptureMaps struct {
 	CtlEvents     *ebpf.Map `ebpf:"ctl_events"`
 	CtxScratch    *ebpf.Map `ebpf:"ctx_scratch"`
 	Events        *ebpf.Map `ebpf:"events"`
+	FwdCtx        *ebpf.Map `ebpf:"fwd_ctx"`
+	FwdScratch    *ebpf.Map `ebpf:"fwd_scratch"`
 	GoWriter      *ebpf.Map `ebpf:"go_writer"`
 	H2Sends       *ebpf.Map `ebpf:"h2_sends"`
 	H2Socks       *ebpf.Map `ebpf:"h2_socks"`
@@ -404,6 +441,8 @@ func (m *CaptureMaps) Close() error {
 		m.CtlEvents,
 		m.CtxScratch,
 		m.Events,
+		m.FwdCtx,
+		m.FwdScratch,
 		m.GoWriter,
 		m.H2Sends,
 		m.H2Socks,

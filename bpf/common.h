@@ -43,7 +43,8 @@ enum counter {
 	CNT_INJECTED = 5,    /* traceparent lines inserted by sk_msg */
 	CNT_INJECT_FAILED = 6, /* insertion attempted and undone */
 	CNT_SOCKHASH_FULL = 7, /* a client socket could not join the sockhash */
-	CNT_MAX = 8,
+	CNT_REWRITTEN = 8,   /* forwarded traceparents given our client span id in place */
+	CNT_MAX = 9,
 };
 
 struct conn_addr {
@@ -78,6 +79,8 @@ enum ctx_kind {
 /* trace_ctx.ctx_flags */
 #define CTXF_HAS_PARENT 1 /* parent_id is set */
 #define CTXF_INJECTED 2   /* traceparent carrying span_id was inserted into the request */
+#define CTXF_FORWARDED 4  /* the request forwards the traceparent of the one served: span_id is ours
+			   * (written over its parent-id in place when CTXF_INJECTED) */
 
 /* Trace context the kernel decided for one request (ids in W3C byte order). */
 struct trace_ctx {

@@ -52,14 +52,25 @@ struct {
 	__type(value, struct srv_ctx);
 } server_ctx SEC(".maps");
 
-/* What sk_msg inserts into the request the thread is writing now. */
+enum plan_mode {
+	PLAN_INSERT = 0,  /* insert bytes at off */
+	PLAN_REWRITE = 1, /* overwrite len bytes at off, only where they still read expect */
+};
+
+#define REWRITE_LEN 16 /* the hex parent-id of a traceparent */
+
+/* What sk_msg inserts into (or rewrites in) the request the thread is
+ * writing now. */
 struct inject_plan {
 	__u32 off;  /* byte offset in the message: just after the request line */
-	__u32 len;  /* bytes to insert */
+	__u32 len;  /* bytes to insert (or overwrite) */
 	__u32 local_port;  /* host order: guards against another socket's message */
 	__u32 remote_port; /* network order, as sk_msg_md has it */
 	__u32 done; /* set by sk_msg once inserted */
 	__u32 hdr_end; /* offset just after the headers, before insertion */
+	__u8 mode;     /* enum plan_mode */
+	__u8 _pad[3];
+	__u8 expect[REWRITE_LEN]; /* PLAN_REWRITE: the bytes the application wrote there */
 	__u8 bytes[INJECT_MAX];
 };
 
@@ -390,6 +401,60 @@ static __always_inline void current_ctx_key(struct ctx_key *k, __u8 state)
 	}
 }
 
+/* The incoming traceparents of requests traced processes read, keyed by
+ * (pid, trace id, parent id): a request the process later writes with one
+ * of them forwards it unchanged (nginx, envoy and simple proxies pass
+ * headers on), which proves which request it serves, whatever runs the
+ * process's I/O (event loop, workers). http_send.h gives such a request its
+ * own client span id. */
+struct fwd_key {
+	__u32 pid;
+	__u32 _pad;
+	__u8 trace_id[16];
+	__u8 parent_id[8];
+};
+
+struct fwd_val {
+	__u8 span_id[8]; /* the SERVER span of the request that carried it */
+	__u8 trace_flags;
+	__u8 dup; /* two requests came with this traceparent: which one is forwarded is unknown */
+	__u8 _pad[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct fwd_key);
+	__type(value, struct fwd_val);
+} fwd_ctx SEC(".maps");
+
+static __always_inline void fwd_key_of(struct fwd_key *k, const __u8 *trace_id, const __u8 *parent_id)
+{
+	k->pid = bpf_get_current_pid_tgid() >> 32;
+	k->_pad = 0;
+	__builtin_memcpy(k->trace_id, trace_id, 16);
+	__builtin_memcpy(k->parent_id, parent_id, 8);
+}
+
+/* A request read with traceparent c->parent_id became SERVER span c. */
+static __always_inline void remember_incoming(const struct trace_ctx *c)
+{
+	struct fwd_key k;
+	fwd_key_of(&k, c->trace_id, c->parent_id);
+	struct fwd_val *old = bpf_map_lookup_elem(&fwd_ctx, &k);
+	if (old) {
+		__u64 a, b;
+		__builtin_memcpy(&a, old->span_id, 8);
+		__builtin_memcpy(&b, c->span_id, 8);
+		if (a != b)
+			old->dup = 1;
+		return;
+	}
+	struct fwd_val v = {.trace_flags = c->trace_flags};
+	__builtin_memcpy(v.span_id, c->span_id, 8);
+	bpf_map_update_elem(&fwd_ctx, &k, &v, BPF_ANY);
+}
+
 /* Fills the request's context from what the header scan found: the
  * incoming traceparent (and tracestate), or a new root. */
 static __always_inline void decide_ctx(const __u8 *data, struct hdr_scan *s, struct trace_ctx *out,
@@ -411,6 +476,8 @@ static __always_inline void decide_ctx(const __u8 *data, struct hdr_scan *s, str
 	}
 	random_bytes(c.span_id, 2);
 	*out = c;
+	if (c.ctx_flags & CTXF_HAS_PARENT)
+		remember_incoming(&c);
 
 	__builtin_memcpy(nv->trace_id, c.trace_id, 16);
 	__builtin_memcpy(nv->span_id, c.span_id, 8);
@@ -527,57 +594,4 @@ static __always_inline void client_ctx(struct srv_ctx *cur, struct trace_ctx *ou
 	__builtin_memcpy(c.parent_id, cur->span_id, 8);
 	random_bytes(c.span_id, 2);
 	*out = c;
-}
-
-/* The thread is about to write data (n bytes scanned) starting an HTTP
- * request on sk, as the call c of the request it serves: plan the
- * traceparent line carrying c's ids. */
-static __always_inline void plan_injection(const __u8 *data, __u32 n, struct sock *sk,
-					   struct srv_ctx *cur, struct trace_ctx *cp)
-{
-	struct trace_ctx c = *cp;
-	if (!inject_enabled)
-		return;
-
-	struct hdr_scan s;
-	scan_headers(&s, data, n, 0);
-	/* Inject only when the request line and the end of headers are in this
-	 * write, and never next to an existing traceparent. */
-	if (!s.st.line_end || !s.st.hdr_end || s.st.tp_off)
-		return;
-	__u32 zero = 0;
-	struct inject_plan *p = bpf_map_lookup_elem(&plan_scratch, &zero);
-	if (!p)
-		return;
-	p->off = s.st.line_end;
-	p->hdr_end = s.st.hdr_end;
-	p->done = 0;
-	p->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	p->remote_port = BPF_CORE_READ(sk, __sk_common.skc_dport);
-	__u8 *b = p->bytes;
-	__builtin_memcpy(b, "traceparent: 00-", 16);
-	put_hex(b + 16, c.trace_id, 16);
-	b[48] = '-';
-	put_hex(b + 49, c.span_id, 8);
-	b[65] = '-';
-	b[66] = '0';
-	b[67] = c.trace_flags ? '1' : '0';
-	b[68] = '\r';
-	b[69] = '\n';
-	__u32 len = TP_LINE_LEN;
-	__u32 ts_len = cur->ts_len;
-	if (ts_len > 0 && ts_len < TS_MAX) {
-		__builtin_memcpy(b + TP_LINE_LEN, "tracestate: ", 12);
-		bpf_probe_read_kernel(b + TP_LINE_LEN + 12, TS_MAX, cur->tracestate);
-		/* The mask restates ts_len < TS_MAX for the verifier; the empty asm
-		 * keeps the compiler from dropping it as redundant. */
-		asm volatile("" : "+r"(ts_len));
-		__u32 e = TP_LINE_LEN + 12 + (ts_len & (TS_MAX - 1));
-		b[e] = '\r';
-		b[e + 1] = '\n';
-		len = e + 2;
-	}
-	p->len = len;
-	__u64 id = bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&inject_plans, &id, p, BPF_ANY);
 }

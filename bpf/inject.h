@@ -56,6 +56,33 @@ int track_client_sockets(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+/* A forwarded traceparent: its parent-id digits become our client span's,
+ * only where the message still holds the digits the plan was made from
+ * (fail closed: anything else passes as written). Same length: nothing is
+ * pushed, the message keeps its layout. */
+static __always_inline int rewrite_in_place(struct sk_msg_md *msg, struct inject_plan *p)
+{
+	__u32 off = p->off;
+	if (off == 0 || off + REWRITE_LEN > msg->size)
+		return SK_PASS;
+	if (bpf_msg_pull_data(msg, off, off + REWRITE_LEN, 0))
+		goto fail;
+	__u8 *data = msg->data, *end = msg->data_end;
+	if (data + REWRITE_LEN > end)
+		goto fail;
+	for (int i = 0; i < REWRITE_LEN; i++)
+		if (data[i] != p->expect[i])
+			goto fail;
+	for (int i = 0; i < REWRITE_LEN; i++)
+		data[i] = p->bytes[i];
+	p->done = 1;
+	count(CNT_REWRITTEN);
+	return SK_PASS;
+fail:
+	count(CNT_INJECT_FAILED);
+	return SK_PASS;
+}
+
 SEC("sk_msg")
 int inject_traceparent(struct sk_msg_md *msg)
 {
@@ -72,6 +99,8 @@ int inject_traceparent(struct sk_msg_md *msg)
 	__u32 rp = msg->remote_port;
 	if (msg->local_port != p->local_port || (rp != p->remote_port && (rp >> 16) != p->remote_port))
 		return SK_PASS;
+	if (p->mode == PLAN_REWRITE)
+		return rewrite_in_place(msg, p);
 	__u32 off = p->off, len = p->len;
 	if (len == 0 || len > INJECT_MAX || off == 0 || off >= msg->size)
 		return SK_PASS;

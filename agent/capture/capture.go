@@ -80,6 +80,10 @@ type Event struct {
 	Parent   trace.SpanContext
 	CtxKind  CtxKind
 	Injected bool
+	// Forwarded: the request written carries the traceparent of the
+	// request its process serves (a proxy); Ctx is the kernel's client span
+	// of that request, written over the parent-id when Injected.
+	Forwarded bool
 }
 
 // CtxKind says what Event.Ctx describes (enum ctx_kind in bpf/common.h).
@@ -264,6 +268,7 @@ func (c *Capture) Tracked() []uint32 {
 type Counters struct {
 	DataEvents, DataDrops, CtlDrops, Truncated, ArgsDrops uint64
 	Injected, InjectFailed, SockhashFull                  uint64
+	Rewritten                                             uint64 // forwarded traceparents given our span id
 }
 
 // Counters sums the per-CPU counters.
@@ -281,7 +286,7 @@ func (c *Capture) Counters() (Counters, error) {
 	}
 	var out Counters
 	for i, dst := range []*uint64{&out.DataEvents, &out.DataDrops, &out.CtlDrops, &out.Truncated, &out.ArgsDrops,
-		&out.Injected, &out.InjectFailed, &out.SockhashFull} {
+		&out.Injected, &out.InjectFailed, &out.SockhashFull, &out.Rewritten} {
 		v, err := get(uint32(i))
 		if err != nil {
 			return out, err

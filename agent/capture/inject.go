@@ -72,6 +72,7 @@ func decodeCtx(k *bpf.CaptureTraceCtx, ev *Event) {
 	flags := trace.TraceFlags(k.TraceFlags) & trace.FlagsSampled
 	ev.CtxKind = CtxKind(k.Kind)
 	ev.Injected = k.CtxFlags&2 != 0
+	ev.Forwarded = k.CtxFlags&4 != 0
 	ev.Ctx = trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID:    trace.TraceID(k.TraceId),
 		SpanID:     trace.SpanID(k.SpanId),

@@ -37,6 +37,7 @@ type origin struct {
 	tid    uint32
 	ctx    trace.SpanContext // kernel-decided ids of the span (see probe.Chunk)
 	parent trace.SpanContext
+	fwd    bool // probe.Chunk.Forwarded
 }
 
 // stream frames one direction of a connection into messages and reports
@@ -68,7 +69,7 @@ func (s *stream) feed(c *probe.Chunk) {
 		// The kernel decides a request's ids once it has seen its
 		// traceparent or the end of its headers, which may come in a later
 		// read than the request line.
-		s.first.ctx, s.first.parent = c.Ctx, c.Parent
+		s.first.ctx, s.first.parent, s.first.fwd = c.Ctx, c.Parent, c.Forwarded
 	}
 	data := c.Data
 	gap := c.Len - len(data)
@@ -141,7 +142,7 @@ func (s *stream) step(data []byte) int {
 			s.st = stLost
 			return len(data)
 		}
-		s.first = origin{start: arrival(s.cur), tid: s.cur.TID, ctx: s.cur.Ctx, parent: s.cur.Parent}
+		s.first = origin{start: arrival(s.cur), tid: s.cur.TID, ctx: s.cur.Ctx, parent: s.cur.Parent, fwd: s.cur.Forwarded}
 		s.buf = s.buf[:0]
 		s.st = stHead
 		return 0

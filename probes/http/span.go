@@ -109,7 +109,7 @@ func (p *parser) buildSpan(r *pending, end time.Time) probe.Span {
 		// The kernel's ids: the span it injected (or would have) and the
 		// server span this call is made for.
 		sp.SpanContext, sp.Parent = r.from.ctx, r.from.parent
-		if h.tpSeen {
+		if h.tpSeen && !r.from.fwd {
 			// The process propagated a context itself (the kernel then never
 			// injects): this client span is the parent the downstream server
 			// sees.

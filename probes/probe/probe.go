@@ -57,6 +57,10 @@ type Chunk struct {
 	// Parent is Ctx's parent: the caller of a request read (remote), or the
 	// SERVER span a request written belongs to.
 	Parent trace.SpanContext
+	// Forwarded: the request written carries, unchanged, the traceparent of
+	// a request its process received (a proxy passing headers on). Ctx is
+	// then the kernel's client span of that request, not the header's id.
+	Forwarded bool
 }
 
 // Truncated reports whether the kernel captured fewer bytes than moved.
