@@ -134,6 +134,9 @@ type server struct {
 	*proc
 	Lang string
 	Port int
+	// Proxy: a gateway passing every path on to the next hop (nginx), not
+	// a service with a /call endpoint.
+	Proxy bool
 }
 
 func (s server) URL(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", s.Port, path) }

@@ -40,6 +40,8 @@ type chain struct {
 	hops []server
 	ag   *agent
 	rcv  *otlptest.Receiver
+	// inflight bounds the requests drive has in flight (0: all at once).
+	inflight int
 }
 
 // startChain starts one server per language (front first) and one agent
@@ -57,13 +59,24 @@ func startChain(t *testing.T, langs ...string) *chain {
 	return c
 }
 
-func (c *chain) service(i int) string { return fmt.Sprintf("hop%d-%s", i, c.hops[i].Lang) }
+func (c *chain) service(i int) string {
+	if c.hops[i].Proxy {
+		// nginx's workers rewrite their environment block for their
+		// process titles: the service is named after the executable.
+		return c.hops[i].Lang
+	}
+	return fmt.Sprintf("hop%d-%s", i, c.hops[i].Lang)
+}
 
 // url is the front URL whose request travels the whole chain down to
 // /users/<id> on the last hop; each level URL-encodes the next.
 func (c *chain) url(id int) string {
 	u := c.hops[len(c.hops)-1].URL(fmt.Sprintf("/users/%d", id))
 	for i := len(c.hops) - 2; i >= 0; i-- {
+		if c.hops[i].Proxy {
+			u = c.hops[i].URL(strings.TrimPrefix(u, c.hops[i+1].URL("")))
+			continue
+		}
 		u = c.hops[i].URL("/call?url=" + url.QueryEscape(u))
 	}
 	return u
@@ -76,10 +89,17 @@ func (c *chain) drive(t *testing.T, ids []int, header func(id int) http.Header) 
 	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(ids))
+	limit := c.inflight
+	if limit <= 0 {
+		limit = len(ids)
+	}
+	slots := make(chan struct{}, limit)
 	for _, id := range ids {
 		wg.Add(1)
+		slots <- struct{}{}
 		go func() {
 			defer wg.Done()
+			defer func() { <-slots }()
 			req, _ := http.NewRequest(http.MethodGet, c.url(id), nil)
 			if header != nil {
 				for k, v := range header(id) {

@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tracer-agent/tracer-agent/internal/otlptest"
+	"github.com/tracer-agent/tracer-agent/internal/testenv"
+)
+
+// nginx as a reverse proxy between two traced services: it passes the
+// caller's traceparent (the one the kernel inserted) on unchanged, so the
+// kernel gives its upstream request a client span of its own by
+// rewriting the parent-id in place (bpf/http_send.h).
+
+const nginxConf = `daemon off;
+master_process on;
+worker_processes 2;
+pid %[1]s/nginx.pid;
+error_log stderr warn;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	upstream backend { server 127.0.0.1:%[3]d; %[4]s }
+	server {
+		listen 127.0.0.1:%[2]d;
+		location / { proxy_pass http://backend; %[5]s }
+	}
+}
+`
+
+// startNginx runs nginx (a master and two workers) in front of
+// 127.0.0.1:upstream, with upstream keep-alive or a connection per request.
+// Its pids are the master's and the workers'.
+func startNginx(t *testing.T, upstream int, keepalive bool) (server, []int) {
+	t.Helper()
+	bin := testenv.RequireCommand(t, "nginx")
+	dir := t.TempDir()
+	port := freePort(t)
+	ka, loc := "", ""
+	if keepalive {
+		ka, loc = "keepalive 16;", `proxy_http_version 1.1; proxy_set_header Connection "";`
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, port, upstream, ka, loc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, nil, bin, "-c", conf, "-p", dir)
+	deadline := time.Now().Add(10 * time.Second)
+	var workers []int
+	for time.Now().Before(deadline) {
+		workers = childrenOf(p.Pid())
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			if len(workers) == 2 {
+				return server{proc: p, Lang: "nginx", Port: port, Proxy: true}, append([]int{p.Pid()}, workers...)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nginx did not start (workers %v):\n%s", workers, p.Output())
+	return server{}, nil
+}
+
+func childrenOf(pid int) []int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestChainNginx: Python → nginx → Python, one exact 5-span trace per
+// request (front SERVER → front CLIENT → nginx SERVER → nginx CLIENT →
+// backend SERVER) at 1, 16 and 64 requests in flight, with and without
+// upstream keep-alive.
+func TestChainNginx(t *testing.T) {
+	requireE2E(t)
+	for _, keepalive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keepalive=%v", keepalive), func(t *testing.T) {
+			for _, inflight := range []int{1, 16, 64} {
+				t.Run(fmt.Sprintf("inflight%d", inflight), func(t *testing.T) {
+					c := &chain{rcv: otlptest.Start(t), inflight: inflight}
+					back := startServer(t, "python", "hop2-python", 0)
+					ngx, pids := startNginx(t, back.Port, keepalive)
+					front := startServer(t, "python", "hop0-python", 0)
+					c.hops = []server{front, ngx, back}
+					args := []string{"--pid", strconv.Itoa(front.Pid()), "--pid", strconv.Itoa(back.Pid())}
+					for _, p := range pids {
+						args = append(args, "--pid", strconv.Itoa(p))
+					}
+					c.ag = startAgent(t, c.rcv, args...)
+					ids := seq(1000, 5*inflight)
+					if inflight == 1 {
+						ids = seq(1000, 20)
+					}
+					c.drive(t, ids, nil)
+					c.assertChains(t, c.collect(t, len(ids)), ids, newRoot)
+					assertUniqueSpanIDs(t, c.rcv.Spans())
+				})
+			}
+		})
+	}
+}
+
+// assertUniqueSpanIDs: no two spans received share a span id.
+func assertUniqueSpanIDs(t *testing.T, spans []otlptest.Span) {
+	t.Helper()
+	seen := map[string]otlptest.Span{}
+	for _, s := range spans {
+		if o, dup := seen[s.SpanID]; dup {
+			t.Errorf("span id %s twice: %s %s %s and %s %s %s", s.SpanID, o.Service, o.Kind, o.Name, s.Service, s.Kind, s.Name)
+		}
+		seen[s.SpanID] = s
+	}
+}
