@@ -39,8 +39,8 @@ http {
 
 // startNginx runs nginx (a master and two workers) in front of
 // 127.0.0.1:upstream, with upstream keep-alive or a connection per request.
-// Its pids are the master's and the workers'.
-func startNginx(t *testing.T, upstream int, keepalive bool) (server, []int) {
+// Its workers are forked before the agent starts, as in production.
+func startNginx(t *testing.T, upstream int, keepalive bool) server {
 	t.Helper()
 	bin := testenv.RequireCommand(t, "nginx")
 	dir := t.TempDir()
@@ -62,13 +62,13 @@ func startNginx(t *testing.T, upstream int, keepalive bool) (server, []int) {
 		if err == nil {
 			c.Close()
 			if len(workers) == 2 {
-				return server{proc: p, Lang: "nginx", Port: port, Proxy: true}, append([]int{p.Pid()}, workers...)
+				return server{proc: p, Lang: "nginx", Port: port, Proxy: true}
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("nginx did not start (workers %v):\n%s", workers, p.Output())
-	return server{}, nil
+	return server{}
 }
 
 func childrenOf(pid int) []int {
@@ -85,7 +85,7 @@ func childrenOf(pid int) []int {
 // TestChainNginx: Python → nginx → Python, one exact 5-span trace per
 // request (front SERVER → front CLIENT → nginx SERVER → nginx CLIENT →
 // backend SERVER) at 1, 16 and 64 requests in flight, with and without
-// upstream keep-alive.
+// upstream keep-alive; nginx is selected by its master's pid.
 func TestChainNginx(t *testing.T) {
 	requireE2E(t)
 	for _, keepalive := range []bool{false, true} {
@@ -94,14 +94,12 @@ func TestChainNginx(t *testing.T) {
 				t.Run(fmt.Sprintf("inflight%d", inflight), func(t *testing.T) {
 					c := &chain{rcv: otlptest.Start(t), inflight: inflight}
 					back := startServer(t, "python", "hop2-python", 0)
-					ngx, pids := startNginx(t, back.Port, keepalive)
+					ngx := startNginx(t, back.Port, keepalive)
 					front := startServer(t, "python", "hop0-python", 0)
 					c.hops = []server{front, ngx, back}
-					args := []string{"--pid", strconv.Itoa(front.Pid()), "--pid", strconv.Itoa(back.Pid())}
-					for _, p := range pids {
-						args = append(args, "--pid", strconv.Itoa(p))
-					}
-					c.ag = startAgent(t, c.rcv, args...)
+					// --pid of nginx's master: its existing workers are traced.
+					c.ag = startAgent(t, c.rcv, "--pid", strconv.Itoa(front.Pid()), "--pid", strconv.Itoa(back.Pid()),
+						"--pid", strconv.Itoa(ngx.Pid()))
 					ids := seq(1000, 5*inflight)
 					if inflight == 1 {
 						ids = seq(1000, 20)

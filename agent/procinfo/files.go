@@ -105,3 +105,56 @@ func splitNUL(b []byte) []string {
 	}
 	return out
 }
+
+// PPID is the parent pid from /proc/<pid>/stat (the field after the
+// command, which may itself hold spaces and parentheses).
+func PPID(procRoot string, pid uint32) (uint32, bool) {
+	b, err := os.ReadFile(Path(procRoot, pid, "stat"))
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(f[1], 10, 32)
+	return uint32(n), err == nil
+}
+
+// Descendants lists the processes under procRoot whose ancestry reaches
+// one of roots (the roots excluded), e.g. the workers a pre-fork server
+// (nginx, gunicorn, php-fpm) forked before the agent started.
+func Descendants(procRoot string, roots []uint32) ([]uint32, error) {
+	all, err := PIDs(procRoot)
+	if err != nil {
+		return nil, err
+	}
+	parent := make(map[uint32]uint32, len(all))
+	for _, p := range all {
+		if pp, ok := PPID(procRoot, p); ok {
+			parent[p] = pp
+		}
+	}
+	in := make(map[uint32]bool, len(roots))
+	for _, r := range roots {
+		in[r] = true
+	}
+	var out []uint32
+	for _, p := range all {
+		// Walk up; the depth bound guards against a cycle from pid reuse
+		// between reads.
+		for q, depth := parent[p], 0; q > 1 && depth < 64; q, depth = parent[q], depth+1 {
+			if in[q] {
+				if !in[p] {
+					out = append(out, p)
+				}
+				break
+			}
+		}
+	}
+	return out, nil
+}

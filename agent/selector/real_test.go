@@ -174,3 +174,33 @@ time.sleep(30)
 		t.Errorf("Rescan(--port %d, IPv6) = %v, %v; want [%d]", port6, got, err, pid6)
 	}
 }
+
+// TestPIDSelectsExistingDescendants: --pid of a pre-fork master selects the
+// children and grandchildren it forked before the agent started.
+func TestPIDSelectsExistingDescendants(t *testing.T) {
+	// sh forks a sleep and a subshell, which forks a grandchild sleep and
+	// prints its pid.
+	pid, out := startChild(t, "sh", "-c", `sleep 60 & (sleep 60 & echo $! ; wait) & wait`)
+	line := readLine(t, out)
+	n, err := strconv.ParseUint(line, 10, 32)
+	if err != nil {
+		t.Fatalf("child printed %q", line)
+	}
+	grand := uint32(n)
+	kids, err := procinfo.Descendants("", []uint32{pid})
+	if err != nil || len(kids) != 3 {
+		t.Fatalf("descendants of %d: %v (%v), want the sleep, the subshell and its sleep", pid, kids, err)
+	}
+	got, err := New("", Criteria{PIDs: []uint32{pid}}).Initial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range append([]uint32{pid, grand}, kids...) {
+		if !slices.Contains(got, want) {
+			t.Errorf("Initial() = %v, missing %d (root %d, grandchild %d)", got, want, pid, grand)
+		}
+	}
+	if slices.Contains(got, uint32(os.Getpid())) {
+		t.Errorf("Initial() = %v includes the test process", got)
+	}
+}

@@ -38,8 +38,9 @@ func (s *Selector) WatchesExec() bool { return len(s.c.ExeGlobs) > 0 }
 // WatchesListen reports whether listen events can select processes (--port).
 func (s *Selector) WatchesListen() bool { return len(s.c.Ports) > 0 }
 
-// Initial is the selection at start: every --pid (each must exist) plus
-// the current --exe and --port matches, deduplicated and sorted.
+// Initial is the selection at start: every --pid (each must exist) and its
+// current descendants, plus the current --exe and --port matches,
+// deduplicated and sorted.
 func (s *Selector) Initial() ([]uint32, error) {
 	var pids []uint32
 	for _, pid := range s.c.PIDs {
@@ -50,6 +51,19 @@ func (s *Selector) Initial() ([]uint32, error) {
 			return nil, procinfo.NotFound(pid)
 		}
 		pids = append(pids, pid)
+	}
+	if len(pids) > 0 {
+		// Children forked before the agent started (pre-fork workers);
+		// later ones are selected by the kernel at fork.
+		kids, err := procinfo.Descendants(s.root, pids)
+		if err != nil {
+			return nil, fmt.Errorf("listing processes: %w", err)
+		}
+		for _, k := range kids {
+			if k != s.self {
+				pids = append(pids, k)
+			}
+		}
 	}
 	if s.WatchesExec() || s.WatchesListen() {
 		more, err := s.Rescan()

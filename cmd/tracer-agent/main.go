@@ -77,7 +77,7 @@ func run(args []string, stderr io.Writer) error {
 	)
 	fs := flag.NewFlagSet("tracer-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Var(&pids, "pid", "trace process `PID` (repeatable)")
+	fs.Var(&pids, "pid", "trace process `PID` and its descendants, current and future (repeatable)")
 	fs.Var(&exes, "exe", "trace processes whose executable path, executable name or argv[0] matches `GLOB`, including ones started later (repeatable)")
 	fs.Var(&ports, "port", "trace processes listening on TCP `PORT`, including ones that start listening later (repeatable)")
 	fs.StringVar(&cfg.Output, "output", "auto", "where spans go: `auto` (otlp if an OTLP endpoint is set, else console), otlp, console, both")
