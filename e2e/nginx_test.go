@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -122,5 +125,44 @@ func assertUniqueSpanIDs(t *testing.T, spans []otlptest.Span) {
 			t.Errorf("span id %s twice: %s %s %s and %s %s %s", s.SpanID, o.Service, o.Kind, o.Name, s.Service, s.Kind, s.Name)
 		}
 		seen[s.SpanID] = s
+	}
+}
+
+// TestNginxRewriteByteExact: what nginx's upstream (an untraced raw
+// listener) receives is what nginx wrote, but for the 16 parent-id digits
+// of the traceparent it passes on, which name nginx's exported CLIENT span;
+// without that line it is byte for byte the request of a --no-inject run.
+func TestNginxRewriteByteExact(t *testing.T) {
+	requireE2E(t)
+	received := func(t *testing.T, agentArgs ...string) ([]byte, *otlptest.Receiver, *agent) {
+		raw := startRawListener(t)
+		ngx := startNginx(t, raw.Port(), false)
+		front := startServer(t, "python", "front", 0)
+		rcv := otlptest.Start(t)
+		ag := startAgent(t, rcv, append([]string{"--pid", strconv.Itoa(front.Pid()), "--pid", strconv.Itoa(ngx.Pid())}, agentArgs...)...)
+		curl(t, front.URL("/call?url="+url.QueryEscape(ngx.URL("/users/1"))))
+		return raw.next(t), rcv, ag
+	}
+	plain, _, _ := received(t, "--no-inject")
+	got, rcv, ag := received(t)
+
+	spans := rcv.WaitFor(t, spanTimeout, "front and nginx CLIENT spans", func(s []otlptest.Span) bool {
+		return len(clientSpans(s, "front")) == 1 && len(clientSpans(s, "nginx")) == 1
+	})
+	ag.stop(t)
+	front, ngx := clientSpans(spans, "front")[0], clientSpans(spans, "nginx")[0]
+	line := regexp.MustCompile(`(?i)traceparent: 00-([0-9a-f]{32})-([0-9a-f]{16})-01\r\n`)
+	m := line.FindAllSubmatchIndex(got, -1)
+	if len(m) != 1 {
+		t.Fatalf("upstream received %d traceparent lines, want 1:\n%q", len(m), got)
+	}
+	trace, parent := string(got[m[0][2]:m[0][3]]), string(got[m[0][4]:m[0][5]])
+	if trace != front.TraceID || parent != ngx.SpanID || ngx.ParentID == front.SpanID || ngx.SpanID == front.SpanID {
+		t.Errorf("upstream got traceparent 00-%s-%s; front CLIENT %s/%s, nginx CLIENT %s (parent %s)",
+			trace, parent, front.TraceID, front.SpanID, ngx.SpanID, ngx.ParentID)
+	}
+	without := append(append([]byte{}, got[:m[0][0]]...), got[m[0][1]:]...)
+	if !bytes.Equal(without, plain) {
+		t.Errorf("besides the traceparent line, the upstream's bytes differ from a --no-inject run:\n%s", diff(plain, without))
 	}
 }
