@@ -341,13 +341,7 @@ static __always_inline void h2_put_field(__u8 *f, struct trace_ctx *c, __u32 sid
 	f[1] = 11;
 	__builtin_memcpy(f + 2, "traceparent", 11);
 	f[13] = 55; /* plain (not Huffman) value */
-	__builtin_memcpy(f + 14, "00-", 3);
-	put_hex(f + 17, c->trace_id, 16);
-	f[49] = '-';
-	put_hex(f + 50, span, 8);
-	f[66] = '-';
-	f[67] = '0';
-	f[68] = c->trace_flags ? '1' : '0';
+	put_traceparent(f + 14, c->trace_id, span, c->trace_flags);
 }
 
 /* A whole HEADERS frame with END_HEADERS at w->off: when it opens a new

@@ -574,6 +574,19 @@ static __always_inline void put_hex(__u8 *dst, const __u8 *src, int len)
 	}
 }
 
+/* The 55 characters of a version-00 traceparent value, for every place
+ * that writes one (HTTP/1 line, HTTP/2 field, Kafka record header). */
+static __always_inline void put_traceparent(__u8 *dst, const __u8 *trace_id, const __u8 *span_id, __u8 sampled)
+{
+	__builtin_memcpy(dst, "00-", 3);
+	put_hex(dst + 3, trace_id, 16);
+	dst[35] = '-';
+	put_hex(dst + 36, span_id, 8);
+	dst[52] = '-';
+	dst[53] = '0';
+	dst[54] = sampled ? '1' : '0';
+}
+
 /* Whether the request a thread (or goroutine) serves can parent its calls:
  * one request outstanding on it (an event loop serving several at once
  * gets no link, never a wrong one) and its ids decided. */

@@ -50,13 +50,8 @@ static __always_inline void plan_insert(struct hdr_scan *s, struct sock *sk, str
 	p->mode = PLAN_INSERT;
 	p->off = s->st.line_end;
 	__u8 *b = p->bytes;
-	__builtin_memcpy(b, "traceparent: 00-", 16);
-	put_hex(b + 16, c->trace_id, 16);
-	b[48] = '-';
-	put_hex(b + 49, c->span_id, 8);
-	b[65] = '-';
-	b[66] = '0';
-	b[67] = c->trace_flags ? '1' : '0';
+	__builtin_memcpy(b, "traceparent: ", 13);
+	put_traceparent(b + 13, c->trace_id, c->span_id, c->trace_flags);
 	b[68] = '\r';
 	b[69] = '\n';
 	__u32 len = TP_LINE_LEN;

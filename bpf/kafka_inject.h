@@ -779,13 +779,7 @@ static __always_inline void ki_fill_header(struct ki_scratch *s, struct kafka_pl
 	h[0] = 22; /* zigzag 11 */
 	__builtin_memcpy(h + 1, "traceparent", 11);
 	h[12] = 110; /* zigzag 55 */
-	__builtin_memcpy(h + 13, "00-", 3);
-	put_hex(h + 16, p->trace_id, 16);
-	h[48] = '-';
-	put_hex(h + 49, p->span_id, 8);
-	h[65] = '-';
-	h[66] = '0';
-	h[67] = p->trace_flags ? '1' : '0';
+	put_traceparent(h + 13, p->trace_id, p->span_id, p->trace_flags);
 }
 
 /* sk_msg: replaces the Produce request planned for this thread with its
