@@ -450,16 +450,19 @@ func reportPropagation(capt *capture.Capture, inject bool) {
 		slog.Info("propagation: read-only (--no-inject): spans link within each process, not across services")
 		return
 	}
-	got, err := capt.CheckFIONREAD()
+	f := capt.FIONREAD()
+	const on = "propagation: traceparent injection on (sockops + sk_msg on client sockets of traced processes)"
 	switch {
-	case err != nil:
-		slog.Warn("propagation: FIONREAD self-test could not run", "err", err)
-	case got != capture.FIONREADProbeBytes:
-		slog.Warn("propagation: this kernel answers ioctl(FIONREAD) wrongly for sockets in a sockhash "+
-			"(known regression in 6.6.128+, 6.12.75+, 6.18.14+); only client sockets of traced processes are added: "+
-			"use --no-inject if a traced client sizes its reads with FIONREAD",
-			"fionread", got, "want", capture.FIONREADProbeBytes)
+	case f.Err != nil:
+		slog.Warn(on+"; FIONREAD self-test failed: if a traced client sizes its reads with FIONREAD, use --no-inject", "err", f.Err)
+	case f.After != capture.FIONREADProbeBytes:
+		slog.Warn(on+"; this kernel answers ioctl(FIONREAD) wrongly for sockets in a sockhash even with a receive verdict: "+
+			"use --no-inject if a traced client sizes its reads with FIONREAD (nginx upstreams, Java NIO)",
+			"fionread", f.After, "want", capture.FIONREADProbeBytes)
+	case f.Verdict:
+		slog.Info(on+"; this kernel has the sockhash FIONREAD regression (6.6.128+, 6.12.75+, 6.18.14+): "+
+			"a pass-through receive verdict is attached, FIONREAD self-test ok", "fionread_without", f.Before)
 	default:
-		slog.Info("propagation: traceparent injection on (sockops + sk_msg on client sockets of traced processes); FIONREAD self-test ok")
+		slog.Info(on + "; FIONREAD self-test ok")
 	}
 }

@@ -278,6 +278,7 @@ const (
 	CaptureProgOnFork             = "on_fork"
 	CaptureProgOnSysEnter         = "on_sys_enter"
 	CaptureProgOnSysExit          = "on_sys_exit"
+	CaptureProgPassReceived       = "pass_received"
 	CaptureProgTrackClientSockets = "track_client_sockets"
 	CaptureVarCaptureSize         = "capture_size"
 	CaptureVarInjectEnabled       = "inject_enabled"
@@ -339,6 +340,7 @@ type CaptureProgramSpecs struct {
 	OnFork             *ebpf.ProgramSpec `ebpf:"on_fork"`
 	OnSysEnter         *ebpf.ProgramSpec `ebpf:"on_sys_enter"`
 	OnSysExit          *ebpf.ProgramSpec `ebpf:"on_sys_exit"`
+	PassReceived       *ebpf.ProgramSpec `ebpf:"pass_received"`
 	TrackClientSockets *ebpf.ProgramSpec `ebpf:"track_client_sockets"`
 }
 
@@ -487,6 +489,7 @@ type CapturePrograms struct {
 	OnFork             *ebpf.Program `ebpf:"on_fork"`
 	OnSysEnter         *ebpf.Program `ebpf:"on_sys_enter"`
 	OnSysExit          *ebpf.Program `ebpf:"on_sys_exit"`
+	PassReceived       *ebpf.Program `ebpf:"pass_received"`
 	TrackClientSockets *ebpf.Program `ebpf:"track_client_sockets"`
 }
 
@@ -500,6 +503,7 @@ func (p *CapturePrograms) Close() error {
 		p.OnFork,
 		p.OnSysEnter,
 		p.OnSysExit,
+		p.PassReceived,
 		p.TrackClientSockets,
 	)
 }

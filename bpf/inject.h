@@ -83,6 +83,18 @@ fail:
 	return SK_PASS;
 }
 
+/* Attached to the sockhash only on kernels whose self-test shows the
+ * sockhash FIONREAD regression (6.6.128+, 6.12.75+, 6.18.14+): there a
+ * socket in a sockhash without a receive verdict answers ioctl(FIONREAD)
+ * with 0 (and may miss read wake-ups), which stalls nginx-style readers.
+ * With a verdict the kernel takes its receive path that counts queued
+ * bytes correctly; the program itself passes everything unchanged. */
+SEC("sk_skb/verdict")
+int pass_received(struct __sk_buff *skb)
+{
+	return SK_PASS;
+}
+
 SEC("sk_msg")
 int inject_traceparent(struct sk_msg_md *msg)
 {

@@ -124,6 +124,8 @@ type Capture struct {
 	clock monoClock
 	once  sync.Once
 
+	fionread FIONREADCheck // start-up self-test, with injection
+
 	goMu   sync.Mutex
 	goExes map[exeKey]error // Go executables given the net/http uprobes
 }
@@ -209,7 +211,7 @@ func (c *Capture) attach(spec *ebpf.CollectionSpec) error {
 		case strings.HasPrefix(sec, "raw_tracepoint/"):
 			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{
 				Name: strings.TrimPrefix(sec, "raw_tracepoint/"), Program: prog})
-		case sec == "sockops" || sec == "sk_msg":
+		case sec == "sockops" || sec == "sk_msg" || strings.HasPrefix(sec, "sk_skb"):
 			continue // injection: attached by attachInjection when enabled
 		case strings.HasPrefix(sec, "uprobe/"):
 			continue // per Go executable: AttachGo

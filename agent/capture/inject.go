@@ -16,9 +16,12 @@ import (
 	"github.com/tracer-agent/tracer-agent/bpf"
 )
 
-// attachInjection attaches sockops to the cgroup v2 root (it adds the
-// client sockets of selected processes to the sockhash) and the sk_msg
-// program to the sockhash (it inserts the planned traceparent lines).
+// attachInjection attaches the sk_msg program to the sockhash (it inserts
+// the planned traceparent lines), checks the kernel's FIONREAD answer for a
+// socket in the sockhash and, where it is wrong, attaches a pass-through
+// receive verdict that makes it right; then sockops on the cgroup v2 root,
+// which adds the client sockets of selected processes to the sockhash. The
+// order matters: a socket takes the sockhash's programs when it joins.
 func (c *Capture) attachInjection(cgroupPath string) error {
 	if cgroupPath == "" {
 		p, err := cgroup2Mount()
@@ -26,6 +29,29 @@ func (c *Capture) attachInjection(cgroupPath string) error {
 			return err
 		}
 		cgroupPath = p
+	}
+	sockhash := c.coll.Maps["client_socks"]
+	if err := link.RawAttachProgram(link.RawAttachProgramOptions{
+		Target:  sockhash.FD(),
+		Program: c.coll.Programs["inject_traceparent"],
+		Attach:  ebpf.AttachSkMsgVerdict,
+	}); err != nil {
+		return fmt.Errorf("attach sk_msg to the sockhash (use --no-inject to trace without propagation): %w", err)
+	}
+	// Both programs are released with the sockhash when the collection closes.
+	c.fionread.Before, c.fionread.Err = c.CheckFIONREAD()
+	c.fionread.After = c.fionread.Before
+	if c.fionread.Err == nil && c.fionread.Before != FIONREADProbeBytes {
+		if err := link.RawAttachProgram(link.RawAttachProgramOptions{
+			Target:  sockhash.FD(),
+			Program: c.coll.Programs["pass_received"],
+			Attach:  ebpf.AttachSkSKBVerdict,
+		}); err != nil {
+			c.fionread.Err = fmt.Errorf("attach the receive verdict that repairs FIONREAD: %w", err)
+		} else {
+			c.fionread.Verdict = true
+			c.fionread.After, c.fionread.Err = c.CheckFIONREAD()
+		}
 	}
 	l, err := link.AttachCgroup(link.CgroupOptions{
 		Path:    cgroupPath,
@@ -36,18 +62,20 @@ func (c *Capture) attachInjection(cgroupPath string) error {
 		return fmt.Errorf("attach sockops to cgroup %s (use --no-inject to trace without propagation): %w", cgroupPath, err)
 	}
 	c.links = append(c.links, l)
-	sockhash := c.coll.Maps["client_socks"]
-	msg := c.coll.Programs["inject_traceparent"]
-	if err := link.RawAttachProgram(link.RawAttachProgramOptions{
-		Target:  sockhash.FD(),
-		Program: msg,
-		Attach:  ebpf.AttachSkMsgVerdict,
-	}); err != nil {
-		return fmt.Errorf("attach sk_msg to the sockhash (use --no-inject to trace without propagation): %w", err)
-	}
-	// Released with the sockhash when the collection closes.
 	return nil
 }
+
+// FIONREADCheck is what the start-up self-test found: FIONREAD's answer
+// for a socket in the sockhash (FIONREADProbeBytes when right) before and
+// after the repairing verdict, which is attached only where needed.
+type FIONREADCheck struct {
+	Before, After int
+	Verdict       bool
+	Err           error
+}
+
+// FIONREAD reports the start-up self-test (zero without injection).
+func (c *Capture) FIONREAD() FIONREADCheck { return c.fionread }
 
 // cgroup2Mount finds where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup
 // on unified systems, /sys/fs/cgroup/unified on hybrid ones).
@@ -94,8 +122,7 @@ func decodeCtx(k *bpf.CaptureTraceCtx, ev *Event) {
 // where a socket in a sockhash answers ioctl(FIONREAD) wrongly, which
 // stalls programs that size their reads with it. It puts one end of a
 // loopback connection of the agent's own into the sockhash, sends it
-// FIONREADProbeBytes and returns what FIONREAD says. Only client sockets of traced processes are ever in the
-// sockhash, so the agent reports rather than refuses.
+// FIONREADProbeBytes and returns what FIONREAD says.
 func (c *Capture) CheckFIONREAD() (got int, err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
