@@ -4,6 +4,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -213,12 +214,27 @@ func (a *runner) trackAs(pid uint32, why string, exec procinfo.Exec, adjust func
 	}
 	a.tracked[pid] = true
 	a.services[pid] = info.ServiceInfo
-	if info.goRuntime {
+	slog.Info("tracing process", "pid", pid, "service", a.services[pid].ServiceName, "why", why,
+		"linking", a.attachLinking(pid, info.goRuntime))
+}
+
+// attachLinking attaches what proves, for pid's runtime, which request
+// its client calls serve, and says which mechanism is active.
+func (a *runner) attachLinking(pid uint32, goRuntime bool) string {
+	if goRuntime {
 		if err := a.capt.AttachGo(pid); err != nil {
 			slog.Info("go program: client calls will not link to the requests they serve", "pid", pid, "err", err)
+			return "thread (no net/http symbols: goroutine hand-offs unlinked)"
 		}
+		return "goroutine (net/http uprobes)"
 	}
-	slog.Info("tracing process", "pid", pid, "service", a.services[pid].ServiceName, "why", why)
+	switch err := a.capt.AttachNginx(pid); {
+	case err == nil:
+		return "nginx upstream (uprobe ngx_chain_writer)"
+	case !errors.Is(err, capture.ErrNotNginx):
+		slog.Warn("nginx: upstream requests will link only through a forwarded traceparent", "pid", pid, "err", err)
+	}
+	return "thread (a request per thread at a time; event loops: only while one request is in flight)"
 }
 
 // service resolves a pid's identity for the exporter.

@@ -17,6 +17,7 @@
 #include "http_send.h"
 #include "inject.h"
 #include "gohttp.h"
+#include "bind.h"
 #include "h2.h"
 
 /* Set by the agent before load. */
@@ -113,7 +114,8 @@ static __always_inline void prepare_send(struct task_struct *task, struct io_arg
 {
 	struct ctx_key k;
 	current_ctx_key(&k, a->state);
-	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
+	/* With a binder, the thread's request proves nothing (bind.h). */
+	struct srv_ctx *cur = a->state & TRACE_BIND ? NULL : bpf_map_lookup_elem(&server_ctx, &k);
 	if (!cur && (a->state & TRACE_GO))
 		cur = go_client_ctx(&k); /* net/http writes from its writeLoop goroutine */
 	__u64 iovp, iovcnt;
@@ -126,6 +128,8 @@ static __always_inline void prepare_send(struct task_struct *task, struct io_arg
 	__u64 base = a->ptr, len = count_arg;
 	if (!sk || !send_first_buf(iovp, &base, &len))
 		return;
+	if (a->state & TRACE_BIND)
+		cur = bound_request(k.pid, sk);
 	__u32 n = len > HDR_SCAN ? HDR_SCAN : (__u32)len;
 	__u32 hn = n > SEND_HEAD ? SEND_HEAD : n;
 	__u8 head[32] = {}; /* a power of two above SEND_HEAD: the mask bounds the read */
@@ -237,9 +241,12 @@ static __always_inline int emit_io(struct task_struct *task, __u64 id, struct io
 		on_request_read(ev->data, got, (__u64)sk, a->state, starts_request((__u64)sk, ev->data, got),
 				&ev->hdr.ctx);
 		note_lone_byte((__u64)sk, ev->data, got);
+		bind_note_request((__u64)sk, a->state);
 	}
-	else if (a->dir == DIR_SEND && is_response_start(ev->data, got))
+	else if (a->dir == DIR_SEND && is_response_start(ev->data, got)) {
 		on_response_write((__u64)sk, a->state);
+		bind_note_response((__u64)sk, a->state);
+	}
 	else if (a->dir == DIR_SEND)
 		h2_on_send(ev->data, got, (__u64)sk, a->state);
 
@@ -394,6 +401,13 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long nr)
 		return enter_close(regs);
 	case NR_listen:
 		return enter_listen(regs);
+#ifdef NR_access
+	case NR_access:
+		return enter_sentinel(regs, 0);
+#endif
+	case NR_faccessat:
+	case NR_faccessat2:
+		return enter_sentinel(regs, 1);
 	default:
 		return 0;
 	}
@@ -455,10 +469,13 @@ struct exec_event {
 SEC("tracepoint/sched/sched_process_exec")
 int on_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
-	if (!watch_exec)
-		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
+	__u8 *st = bpf_map_lookup_elem(&traced_pids, &tgid);
+	if (st)
+		*st &= ~TRACE_BIND; /* a new program: its binder (if any) is the agent's to set again */
+	if (!watch_exec)
+		return 0;
 	/* Capture from the first syscall; the agent confirms or drops it. */
 	__u8 pending = TRACE_PENDING;
 	bpf_map_update_elem(&traced_pids, &tgid, &pending, BPF_NOEXIST);

@@ -23,6 +23,20 @@ type CaptureConnAddr struct {
 	Pad    uint16
 }
 
+type CaptureConnKey struct {
+	_   structs.HostLayout
+	Pid uint32
+	Pad uint32
+	Id  uint64
+}
+
+type CaptureConnReq struct {
+	_     structs.HostLayout
+	C     CaptureSrvCtx
+	Token uint32
+	Pad   uint32
+}
+
 type CaptureCtxKey struct {
 	_    structs.HostLayout
 	Pid  uint32
@@ -217,6 +231,18 @@ type CapturePconnKey struct {
 	Pc  uint64
 }
 
+type CaptureSentinelParse struct {
+	_    structs.HostLayout
+	B    [64]int8
+	I    uint32
+	Nnum uint32
+	Ndig uint32
+	_    [4]byte
+	Num  [3]uint64
+	Bad  int32
+	_    [4]byte
+}
+
 type CaptureSrvCtx struct {
 	_           structs.HostLayout
 	TraceId     [16]uint8
@@ -247,7 +273,10 @@ type CaptureTraceCtx struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	CaptureMapActiveIo            = "active_io"
+	CaptureMapClientBinds         = "client_binds"
 	CaptureMapClientSocks         = "client_socks"
+	CaptureMapConnReqScratch      = "conn_req_scratch"
+	CaptureMapConnReqs            = "conn_reqs"
 	CaptureMapConnecting          = "connecting"
 	CaptureMapCounters            = "counters"
 	CaptureMapCtlEvents           = "ctl_events"
@@ -268,17 +297,20 @@ const (
 	CaptureMapPconnCtx            = "pconn_ctx"
 	CaptureMapPlanScratch         = "plan_scratch"
 	CaptureMapScratch             = "scratch"
+	CaptureMapSentinelScratch     = "sentinel_scratch"
 	CaptureMapServerCtx           = "server_ctx"
 	CaptureMapTracedPids          = "traced_pids"
 	CaptureProgGoRoundtrip        = "go_roundtrip"
 	CaptureProgGoWriteloop        = "go_writeloop"
 	CaptureProgInjectTraceparent  = "inject_traceparent"
+	CaptureProgNgxUpstreamWrite   = "ngx_upstream_write"
 	CaptureProgOnExec             = "on_exec"
 	CaptureProgOnExit             = "on_exit"
 	CaptureProgOnFork             = "on_fork"
 	CaptureProgOnSysEnter         = "on_sys_enter"
 	CaptureProgOnSysExit          = "on_sys_exit"
 	CaptureProgPassReceived       = "pass_received"
+	CaptureProgSigusr1Handler     = "sigusr1_handler"
 	CaptureProgTrackClientSockets = "track_client_sockets"
 	CaptureVarCaptureSize         = "capture_size"
 	CaptureVarInjectEnabled       = "inject_enabled"
@@ -335,12 +367,14 @@ type CaptureProgramSpecs struct {
 	GoRoundtrip        *ebpf.ProgramSpec `ebpf:"go_roundtrip"`
 	GoWriteloop        *ebpf.ProgramSpec `ebpf:"go_writeloop"`
 	InjectTraceparent  *ebpf.ProgramSpec `ebpf:"inject_traceparent"`
+	NgxUpstreamWrite   *ebpf.ProgramSpec `ebpf:"ngx_upstream_write"`
 	OnExec             *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit             *ebpf.ProgramSpec `ebpf:"on_exit"`
 	OnFork             *ebpf.ProgramSpec `ebpf:"on_fork"`
 	OnSysEnter         *ebpf.ProgramSpec `ebpf:"on_sys_enter"`
 	OnSysExit          *ebpf.ProgramSpec `ebpf:"on_sys_exit"`
 	PassReceived       *ebpf.ProgramSpec `ebpf:"pass_received"`
+	Sigusr1Handler     *ebpf.ProgramSpec `ebpf:"sigusr1_handler"`
 	TrackClientSockets *ebpf.ProgramSpec `ebpf:"track_client_sockets"`
 }
 
@@ -348,30 +382,34 @@ type CaptureProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CaptureMapSpecs struct {
-	ActiveIo      *ebpf.MapSpec `ebpf:"active_io"`
-	ClientSocks   *ebpf.MapSpec `ebpf:"client_socks"`
-	Connecting    *ebpf.MapSpec `ebpf:"connecting"`
-	Counters      *ebpf.MapSpec `ebpf:"counters"`
-	CtlEvents     *ebpf.MapSpec `ebpf:"ctl_events"`
-	CtxScratch    *ebpf.MapSpec `ebpf:"ctx_scratch"`
-	Events        *ebpf.MapSpec `ebpf:"events"`
-	FwdCtx        *ebpf.MapSpec `ebpf:"fwd_ctx"`
-	FwdScratch    *ebpf.MapSpec `ebpf:"fwd_scratch"`
-	GoWriter      *ebpf.MapSpec `ebpf:"go_writer"`
-	H2Sends       *ebpf.MapSpec `ebpf:"h2_sends"`
-	H2Socks       *ebpf.MapSpec `ebpf:"h2_socks"`
-	H2WalkScratch *ebpf.MapSpec `ebpf:"h2_walk_scratch"`
-	InjectPlans   *ebpf.MapSpec `ebpf:"inject_plans"`
-	KafkaCounters *ebpf.MapSpec `ebpf:"kafka_counters"`
-	KafkaPlans    *ebpf.MapSpec `ebpf:"kafka_plans"`
-	KiScratchMap  *ebpf.MapSpec `ebpf:"ki_scratch_map"`
-	ListenFds     *ebpf.MapSpec `ebpf:"listen_fds"`
-	LoneByte      *ebpf.MapSpec `ebpf:"lone_byte"`
-	PconnCtx      *ebpf.MapSpec `ebpf:"pconn_ctx"`
-	PlanScratch   *ebpf.MapSpec `ebpf:"plan_scratch"`
-	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
-	ServerCtx     *ebpf.MapSpec `ebpf:"server_ctx"`
-	TracedPids    *ebpf.MapSpec `ebpf:"traced_pids"`
+	ActiveIo        *ebpf.MapSpec `ebpf:"active_io"`
+	ClientBinds     *ebpf.MapSpec `ebpf:"client_binds"`
+	ClientSocks     *ebpf.MapSpec `ebpf:"client_socks"`
+	ConnReqScratch  *ebpf.MapSpec `ebpf:"conn_req_scratch"`
+	ConnReqs        *ebpf.MapSpec `ebpf:"conn_reqs"`
+	Connecting      *ebpf.MapSpec `ebpf:"connecting"`
+	Counters        *ebpf.MapSpec `ebpf:"counters"`
+	CtlEvents       *ebpf.MapSpec `ebpf:"ctl_events"`
+	CtxScratch      *ebpf.MapSpec `ebpf:"ctx_scratch"`
+	Events          *ebpf.MapSpec `ebpf:"events"`
+	FwdCtx          *ebpf.MapSpec `ebpf:"fwd_ctx"`
+	FwdScratch      *ebpf.MapSpec `ebpf:"fwd_scratch"`
+	GoWriter        *ebpf.MapSpec `ebpf:"go_writer"`
+	H2Sends         *ebpf.MapSpec `ebpf:"h2_sends"`
+	H2Socks         *ebpf.MapSpec `ebpf:"h2_socks"`
+	H2WalkScratch   *ebpf.MapSpec `ebpf:"h2_walk_scratch"`
+	InjectPlans     *ebpf.MapSpec `ebpf:"inject_plans"`
+	KafkaCounters   *ebpf.MapSpec `ebpf:"kafka_counters"`
+	KafkaPlans      *ebpf.MapSpec `ebpf:"kafka_plans"`
+	KiScratchMap    *ebpf.MapSpec `ebpf:"ki_scratch_map"`
+	ListenFds       *ebpf.MapSpec `ebpf:"listen_fds"`
+	LoneByte        *ebpf.MapSpec `ebpf:"lone_byte"`
+	PconnCtx        *ebpf.MapSpec `ebpf:"pconn_ctx"`
+	PlanScratch     *ebpf.MapSpec `ebpf:"plan_scratch"`
+	Scratch         *ebpf.MapSpec `ebpf:"scratch"`
+	SentinelScratch *ebpf.MapSpec `ebpf:"sentinel_scratch"`
+	ServerCtx       *ebpf.MapSpec `ebpf:"server_ctx"`
+	TracedPids      *ebpf.MapSpec `ebpf:"traced_pids"`
 }
 
 // CaptureVariableSpecs contains global variables before they are loaded into the kernel.
@@ -408,36 +446,43 @@ func (o *CaptureObjects) Close() error {
 //
 // It can be passed to LoadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CaptureMaps struct {
-	ActiveIo      *ebpf.Map `ebpf:"active_io"`
-	ClientSocks   *ebpf.Map `ebpf:"client_socks"`
-	Connecting    *ebpf.Map `ebpf:"connecting"`
-	Counters      *ebpf.Map `ebpf:"counters"`
-	CtlEvents     *ebpf.Map `ebpf:"ctl_events"`
-	CtxScratch    *ebpf.Map `ebpf:"ctx_scratch"`
-	Events        *ebpf.Map `ebpf:"events"`
-	FwdCtx        *ebpf.Map `ebpf:"fwd_ctx"`
-	FwdScratch    *ebpf.Map `ebpf:"fwd_scratch"`
-	GoWriter      *ebpf.Map `ebpf:"go_writer"`
-	H2Sends       *ebpf.Map `ebpf:"h2_sends"`
-	H2Socks       *ebpf.Map `ebpf:"h2_socks"`
-	H2WalkScratch *ebpf.Map `ebpf:"h2_walk_scratch"`
-	InjectPlans   *ebpf.Map `ebpf:"inject_plans"`
-	KafkaCounters *ebpf.Map `ebpf:"kafka_counters"`
-	KafkaPlans    *ebpf.Map `ebpf:"kafka_plans"`
-	KiScratchMap  *ebpf.Map `ebpf:"ki_scratch_map"`
-	ListenFds     *ebpf.Map `ebpf:"listen_fds"`
-	LoneByte      *ebpf.Map `ebpf:"lone_byte"`
-	PconnCtx      *ebpf.Map `ebpf:"pconn_ctx"`
-	PlanScratch   *ebpf.Map `ebpf:"plan_scratch"`
-	Scratch       *ebpf.Map `ebpf:"scratch"`
-	ServerCtx     *ebpf.Map `ebpf:"server_ctx"`
-	TracedPids    *ebpf.Map `ebpf:"traced_pids"`
+	ActiveIo        *ebpf.Map `ebpf:"active_io"`
+	ClientBinds     *ebpf.Map `ebpf:"client_binds"`
+	ClientSocks     *ebpf.Map `ebpf:"client_socks"`
+	ConnReqScratch  *ebpf.Map `ebpf:"conn_req_scratch"`
+	ConnReqs        *ebpf.Map `ebpf:"conn_reqs"`
+	Connecting      *ebpf.Map `ebpf:"connecting"`
+	Counters        *ebpf.Map `ebpf:"counters"`
+	CtlEvents       *ebpf.Map `ebpf:"ctl_events"`
+	CtxScratch      *ebpf.Map `ebpf:"ctx_scratch"`
+	Events          *ebpf.Map `ebpf:"events"`
+	FwdCtx          *ebpf.Map `ebpf:"fwd_ctx"`
+	FwdScratch      *ebpf.Map `ebpf:"fwd_scratch"`
+	GoWriter        *ebpf.Map `ebpf:"go_writer"`
+	H2Sends         *ebpf.Map `ebpf:"h2_sends"`
+	H2Socks         *ebpf.Map `ebpf:"h2_socks"`
+	H2WalkScratch   *ebpf.Map `ebpf:"h2_walk_scratch"`
+	InjectPlans     *ebpf.Map `ebpf:"inject_plans"`
+	KafkaCounters   *ebpf.Map `ebpf:"kafka_counters"`
+	KafkaPlans      *ebpf.Map `ebpf:"kafka_plans"`
+	KiScratchMap    *ebpf.Map `ebpf:"ki_scratch_map"`
+	ListenFds       *ebpf.Map `ebpf:"listen_fds"`
+	LoneByte        *ebpf.Map `ebpf:"lone_byte"`
+	PconnCtx        *ebpf.Map `ebpf:"pconn_ctx"`
+	PlanScratch     *ebpf.Map `ebpf:"plan_scratch"`
+	Scratch         *ebpf.Map `ebpf:"scratch"`
+	SentinelScratch *ebpf.Map `ebpf:"sentinel_scratch"`
+	ServerCtx       *ebpf.Map `ebpf:"server_ctx"`
+	TracedPids      *ebpf.Map `ebpf:"traced_pids"`
 }
 
 func (m *CaptureMaps) Close() error {
 	return _CaptureClose(
 		m.ActiveIo,
+		m.ClientBinds,
 		m.ClientSocks,
+		m.ConnReqScratch,
+		m.ConnReqs,
 		m.Connecting,
 		m.Counters,
 		m.CtlEvents,
@@ -458,6 +503,7 @@ func (m *CaptureMaps) Close() error {
 		m.PconnCtx,
 		m.PlanScratch,
 		m.Scratch,
+		m.SentinelScratch,
 		m.ServerCtx,
 		m.TracedPids,
 	)
@@ -484,12 +530,14 @@ type CapturePrograms struct {
 	GoRoundtrip        *ebpf.Program `ebpf:"go_roundtrip"`
 	GoWriteloop        *ebpf.Program `ebpf:"go_writeloop"`
 	InjectTraceparent  *ebpf.Program `ebpf:"inject_traceparent"`
+	NgxUpstreamWrite   *ebpf.Program `ebpf:"ngx_upstream_write"`
 	OnExec             *ebpf.Program `ebpf:"on_exec"`
 	OnExit             *ebpf.Program `ebpf:"on_exit"`
 	OnFork             *ebpf.Program `ebpf:"on_fork"`
 	OnSysEnter         *ebpf.Program `ebpf:"on_sys_enter"`
 	OnSysExit          *ebpf.Program `ebpf:"on_sys_exit"`
 	PassReceived       *ebpf.Program `ebpf:"pass_received"`
+	Sigusr1Handler     *ebpf.Program `ebpf:"sigusr1_handler"`
 	TrackClientSockets *ebpf.Program `ebpf:"track_client_sockets"`
 }
 
@@ -498,12 +546,14 @@ func (p *CapturePrograms) Close() error {
 		p.GoRoundtrip,
 		p.GoWriteloop,
 		p.InjectTraceparent,
+		p.NgxUpstreamWrite,
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,
 		p.OnSysEnter,
 		p.OnSysExit,
 		p.PassReceived,
+		p.Sigusr1Handler,
 		p.TrackClientSockets,
 	)
 }

@@ -90,19 +90,45 @@ func childrenOf(pid int) []int {
 // backend SERVER) at 1, 16 and 64 requests in flight, with and without
 // upstream keep-alive; nginx is selected by its master's pid.
 func TestChainNginx(t *testing.T) {
+	nginxChains(t, func(t *testing.T, c *chain, keepalive bool) {
+		back := startServer(t, "python", "hop2-python", 0)
+		ngx := startNginx(t, back.Port, keepalive)
+		front := startServer(t, "python", "hop0-python", 0)
+		c.hops = []server{front, ngx, back}
+		// --pid of nginx's master: its existing workers are traced.
+		c.ag = startAgent(t, c.rcv, "--pid", strconv.Itoa(front.Pid()), "--pid", strconv.Itoa(back.Pid()),
+			"--pid", strconv.Itoa(ngx.Pid()))
+	})
+}
+
+// TestChainNginxFirstHop: nginx as the entry point (its clients are not
+// traced, so no traceparent reaches it): its upstream request links to the
+// client request it proxies through the ngx_chain_writer uprobe (bpf/bind.h),
+// nginx SERVER → nginx CLIENT → backend SERVER, at 1, 16 and 64 in flight,
+// with and without upstream keep-alive.
+func TestChainNginxFirstHop(t *testing.T) {
+	nginxChains(t, func(t *testing.T, c *chain, keepalive bool) {
+		back := startServer(t, "python", "hop1-python", 0)
+		ngx := startNginx(t, back.Port, keepalive)
+		c.hops = []server{ngx, back}
+		c.ag = startAgent(t, c.rcv, "--pid", strconv.Itoa(back.Pid()), "--pid", strconv.Itoa(ngx.Pid()))
+		if log := c.ag.Output(); !strings.Contains(log, "linking=\"nginx upstream") {
+			t.Fatalf("agent did not report the nginx binder:\n%s", log)
+		}
+	})
+}
+
+// nginxChains drives the chain setup builds with upstream keep-alive off
+// and on, at 1, 16 and 64 requests in flight: one exact trace per request,
+// every span id unique.
+func nginxChains(t *testing.T, setup func(t *testing.T, c *chain, keepalive bool)) {
 	requireE2E(t)
 	for _, keepalive := range []bool{false, true} {
 		t.Run(fmt.Sprintf("keepalive=%v", keepalive), func(t *testing.T) {
 			for _, inflight := range []int{1, 16, 64} {
 				t.Run(fmt.Sprintf("inflight%d", inflight), func(t *testing.T) {
 					c := &chain{rcv: otlptest.Start(t), inflight: inflight}
-					back := startServer(t, "python", "hop2-python", 0)
-					ngx := startNginx(t, back.Port, keepalive)
-					front := startServer(t, "python", "hop0-python", 0)
-					c.hops = []server{front, ngx, back}
-					// --pid of nginx's master: its existing workers are traced.
-					c.ag = startAgent(t, c.rcv, "--pid", strconv.Itoa(front.Pid()), "--pid", strconv.Itoa(back.Pid()),
-						"--pid", strconv.Itoa(ngx.Pid()))
+					setup(t, c, keepalive)
 					ids := seq(1000, 5*inflight)
 					if inflight == 1 {
 						ids = seq(1000, 20)

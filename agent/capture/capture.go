@@ -126,8 +126,8 @@ type Capture struct {
 
 	fionread FIONREADCheck // start-up self-test, with injection
 
-	goMu   sync.Mutex
-	goExes map[exeKey]error // Go executables given the net/http uprobes
+	exeMu sync.Mutex
+	exes  map[exeKey]error // executables given a set of uprobes
 }
 
 // Load loads and attaches the capture programs.
@@ -214,7 +214,9 @@ func (c *Capture) attach(spec *ebpf.CollectionSpec) error {
 		case sec == "sockops" || sec == "sk_msg" || strings.HasPrefix(sec, "sk_skb"):
 			continue // injection: attached by attachInjection when enabled
 		case strings.HasPrefix(sec, "uprobe/"):
-			continue // per Go executable: AttachGo
+			continue // per executable: AttachGo, AttachNginx
+		case sec == "syscall":
+			continue // run on demand
 		default:
 			return fmt.Errorf("program %s: unknown section %q", name, sec)
 		}
@@ -238,8 +240,9 @@ func (c *Capture) Track(pid uint32, goRuntime bool) error {
 
 // Values of traced_pids (enum trace_state in bpf/common.h).
 const (
-	stateOn = 1
-	stateGo = 0x10
+	stateOn   = 1
+	stateGo   = 0x10
+	stateBind = 0x20
 )
 
 // Untrack deselects a process; missing entries are not an error.
@@ -435,11 +438,11 @@ func addrs(a *bpf.CaptureConnAddr) (local, remote netip.AddrPort) {
 // Close detaches and unloads everything. Safe to call more than once.
 func (c *Capture) Close() error {
 	c.once.Do(func() {
-		c.goMu.Lock() // AttachGo appends links
+		c.exeMu.Lock() // attachExe appends links
 		for _, l := range c.links {
 			l.Close()
 		}
-		c.goMu.Unlock()
+		c.exeMu.Unlock()
 		if c.data != nil {
 			c.data.close()
 		}

@@ -1,0 +1,70 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/cilium/ebpf/link"
+)
+
+// A set of uprobes a runtime needs (Go's net/http, nginx's upstream
+// writer), attached once per executable file: one attachment serves every
+// process running it, and the programs check the pid.
+type exeProbes struct {
+	name    string
+	probes  []exeProbe
+	missing error // returned when the executable lacks the symbols
+}
+
+type exeProbe struct{ symbol, prog string }
+
+type exeKey struct {
+	dev, ino uint64
+	set      string
+}
+
+// attachExe attaches set to the executable of pid, once per file.
+func (c *Capture) attachExe(pid uint32, set *exeProbes) error {
+	path := fmt.Sprintf("/proc/%d/exe", pid)
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return err
+	}
+	key := exeKey{uint64(st.Dev), st.Ino, set.name}
+	c.exeMu.Lock()
+	defer c.exeMu.Unlock()
+	if c.exes == nil {
+		c.exes = map[exeKey]error{}
+	}
+	if err, done := c.exes[key]; done {
+		return err
+	}
+	err := c.attachProbes(path, set)
+	c.exes[key] = err
+	return err
+}
+
+func (c *Capture) attachProbes(path string, set *exeProbes) error {
+	exe, err := link.OpenExecutable(path)
+	if err != nil {
+		return err
+	}
+	var links []link.Link
+	for _, p := range set.probes {
+		l, err := exe.Uprobe(p.symbol, c.coll.Programs[p.prog], nil)
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			if errors.Is(err, link.ErrNoSymbol) || errors.Is(err, os.ErrNotExist) {
+				return set.missing
+			}
+			return fmt.Errorf("uprobe %s: %w", p.symbol, err)
+		}
+		links = append(links, l)
+	}
+	c.links = append(c.links, links...)
+	return nil
+}
