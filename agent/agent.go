@@ -19,6 +19,7 @@ import (
 	"github.com/tracer-agent/tracer-agent/agent/export"
 	"github.com/tracer-agent/tracer-agent/agent/k8s"
 	"github.com/tracer-agent/tracer-agent/agent/procinfo"
+	"github.com/tracer-agent/tracer-agent/agent/runtime/nodejs"
 	"github.com/tracer-agent/tracer-agent/agent/selector"
 	httpprobe "github.com/tracer-agent/tracer-agent/probes/http"
 	"github.com/tracer-agent/tracer-agent/probes/http2"
@@ -46,6 +47,9 @@ type Config struct {
 	// KafkaInject adds a traceparent record header to Kafka Produce
 	// requests (kernel rewrite; needs injection on).
 	KafkaInject bool
+	// NoRuntimeHelpers: never load a helper (the Node.js tracker) into a
+	// traced process.
+	NoRuntimeHelpers bool
 	// RawSQL exports db.query.text with its literals (default: sanitized).
 	RawSQL   bool
 	ProcRoot string
@@ -126,6 +130,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer capt.Close()
 
 	a.capt, a.pipe = capt, pipe
+	if !cfg.NoRuntimeHelpers {
+		a.node = nodejs.New(capt, cfg.ProcRoot, a.own.add)
+	}
 	reportPropagation(capt, !cfg.NoInject)
 	a.conns = conntrack.New(probes(cfg), maxConns, pipe.Export)
 	for _, pid := range initial {
@@ -175,6 +182,8 @@ type runner struct {
 	conns *conntrack.Tracker
 
 	kube *k8s.Watcher // Kubernetes mode
+	node *nodejs.Helper
+	own  ownConns
 
 	mu       sync.Mutex
 	tracked  map[uint32]bool
@@ -228,6 +237,13 @@ func (a *runner) attachLinking(pid uint32, goRuntime bool) string {
 		}
 		return "goroutine (net/http uprobes)"
 	}
+	if nodejs.IsNode(a.cfg.ProcRoot, int(pid)) {
+		if a.node == nil {
+			return "thread (--no-runtime-helpers: Node.js links only while one request is in flight)"
+		}
+		go a.attachNode(pid) // the inspector takes a moment: not under the runner's lock
+		return "node async context (runtime helper; thread until it is loaded)"
+	}
 	switch err := a.capt.AttachNginx(pid); {
 	case err == nil:
 		return "nginx upstream (uprobe ngx_chain_writer)"
@@ -235,6 +251,15 @@ func (a *runner) attachLinking(pid uint32, goRuntime bool) string {
 		slog.Warn("nginx: upstream requests will link only through a forwarded traceparent", "pid", pid, "err", err)
 	}
 	return "thread (a request per thread at a time; event loops: only while one request is in flight)"
+}
+
+// attachNode loads the Node.js tracker into pid.
+func (a *runner) attachNode(pid uint32) {
+	if err := a.node.Attach(int(pid)); err != nil {
+		slog.Warn("node helper not loaded: client calls link only while one request is in flight", "pid", pid, "err", err)
+		return
+	}
+	slog.Info("node helper loaded", "pid", pid, "linking", "node async context (tracker through the inspector, closed again)")
 }
 
 // service resolves a pid's identity for the exporter.
@@ -319,6 +344,9 @@ func (a *runner) onData(ev *capture.Event) {
 	}
 	switch ev.Type {
 	case capture.Data:
+		if a.own.has(ev.PID, ev.Local, ev.Remote) {
+			return
+		}
 		a.conns.Data(probe.Conn{
 			PID:    ev.PID,
 			FD:     ev.FD,
@@ -397,6 +425,7 @@ func (a *runner) housekeeping(ctx context.Context) {
 				a.track(pid, "rescan")
 			}
 		case now := <-tSweep.C:
+			a.own.expire(now)
 			a.conns.Sweep(now.Add(-idleConn), now)
 		case <-tStats:
 			a.logStats("stats")

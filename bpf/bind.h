@@ -7,7 +7,10 @@
  *                                  names it)
  *   client_binds[pid, cookie]      the request a client socket's next
  *                                  writes serve, set by a binder just
- *                                  before they happen
+ *                                  before they happen; without one (never
+ *                                  named, or nothing proven) the
+ *                                  thread's request decides, with the
+ *                                  guards it has without a binder
  * Binders:
  *   nginx: a uprobe on ngx_chain_writer, which writes every upstream
  *     request: its writer's connection is the upstream one, whose data is
@@ -99,7 +102,8 @@ static __always_inline void bind_note_response(__u64 sk, __u8 state)
 		cr->c.valid = 0;
 }
 
-/* The request whose work writes on client socket sk, or NULL: none proven. */
+/* The request the binder proved client socket sk's writes serve, or NULL:
+ * none proven (the thread's request then decides, as without a binder). */
 static __always_inline struct srv_ctx *bound_request(__u32 pid, struct sock *sk)
 {
 	struct conn_key ck = {.pid = pid, .id = sock_cookie(sk)};
@@ -125,6 +129,7 @@ static __always_inline void bind_client(struct task_struct *task, int cfd, int s
 	__u32 zero = 0;
 	struct conn_req *snap = bpf_map_lookup_elem(&conn_req_scratch, &zero);
 	if (!cr || !snap || (token ? cr->token != token : !cr->c.valid)) {
+		/* Nothing proven: the thread's request decides, with its guards. */
 		bpf_map_delete_elem(&client_binds, &bk);
 		return;
 	}

@@ -114,8 +114,7 @@ static __always_inline void prepare_send(struct task_struct *task, struct io_arg
 {
 	struct ctx_key k;
 	current_ctx_key(&k, a->state);
-	/* With a binder, the thread's request proves nothing (bind.h). */
-	struct srv_ctx *cur = a->state & TRACE_BIND ? NULL : bpf_map_lookup_elem(&server_ctx, &k);
+	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
 	if (!cur && (a->state & TRACE_GO))
 		cur = go_client_ctx(&k); /* net/http writes from its writeLoop goroutine */
 	__u64 iovp, iovcnt;
@@ -128,8 +127,14 @@ static __always_inline void prepare_send(struct task_struct *task, struct io_arg
 	__u64 base = a->ptr, len = count_arg;
 	if (!sk || !send_first_buf(iovp, &base, &len))
 		return;
-	if (a->state & TRACE_BIND)
-		cur = bound_request(k.pid, sk);
+	if (a->state & TRACE_BIND) {
+		/* What the binder proved wins (bind.h); else the thread's request,
+		 * with its guards (Node's HTTP/2 sessions write beneath the
+		 * tracker; a grpc-js server's requests are not named). */
+		struct srv_ctx *b = bound_request(k.pid, sk);
+		if (b)
+			cur = b;
+	}
 	__u32 n = len > HDR_SCAN ? HDR_SCAN : (__u32)len;
 	__u32 hn = n > SEND_HEAD ? SEND_HEAD : n;
 	__u8 head[32] = {}; /* a power of two above SEND_HEAD: the mask bounds the read */

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -451,18 +450,7 @@ func TestH2InjectionByteExact(t *testing.T) {
 
 // startNodeHop starts testdata/grpcnode/chain.js in mode with arg.
 func startNodeHop(t *testing.T, service, mode string, arg int) server {
-	t.Helper()
-	if _, err := os.Stat("testdata/grpcnode/node_modules/@grpc/grpc-js"); err != nil {
-		t.Fatalf("@grpc/grpc-js is not installed: run npm install in e2e/testdata/grpcnode (.ci/run does): %v", err)
-	}
-	p := start(t, []string{"OTEL_SERVICE_NAME=" + service}, testenv.RequireCommand(t, "node"),
-		"testdata/grpcnode/chain.js", mode, strconv.Itoa(arg))
-	line := p.waitOutput(t, "listening ", 20*time.Second)
-	port, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "listening ")))
-	if err != nil {
-		t.Fatalf("%s printed %q", service, line)
-	}
-	return server{proc: p, Lang: "node", Port: port}
+	return startNodeApp(t, service, "grpcnode", "@grpc/grpc-js", "chain.js", mode, strconv.Itoa(arg))
 }
 
 // TestH2Chain: HTTP/1 (Node) -> gRPC (grpc-js client) -> gRPC server

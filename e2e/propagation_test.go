@@ -42,6 +42,10 @@ type chain struct {
 	rcv  *otlptest.Receiver
 	// inflight bounds the requests drive has in flight (0: all at once).
 	inflight int
+	// dbHops: hops whose SERVER span also has one database CLIENT child
+	// (dbOptional: or none, the query's span being a root of its own).
+	dbHops     map[int]bool
+	dbOptional bool
 }
 
 // startChain starts one server per language (front first) and one agent
@@ -130,7 +134,7 @@ func (c *chain) drive(t *testing.T, ids []int, header func(id int) http.Header) 
 // unflushed, and returns everything received.
 func (c *chain) collect(t *testing.T, requests int) []otlptest.Span {
 	t.Helper()
-	want := requests * (2*len(c.hops) - 1)
+	want := requests * (2*len(c.hops) - 1 + len(c.dbHops))
 	waitSpans(c.rcv, spanTimeout, func(s []otlptest.Span) bool { return len(s) >= want })
 	c.ag.stop(t)
 	return c.rcv.Spans()
@@ -178,26 +182,7 @@ func newRoot(id int, s otlptest.Span) error {
 // the next, and that no trace mixes spans of two requests.
 func (c *chain) assertChains(t *testing.T, spans []otlptest.Span, ids []int, root rootCheck) {
 	t.Helper()
-	byTrace := map[string][]otlptest.Span{}
-	for _, s := range spans {
-		byTrace[s.TraceID] = append(byTrace[s.TraceID], s)
-	}
-	tracesOf := map[int][]string{}
-	var problems []string
-	for tid, ss := range byTrace {
-		seen := map[int]bool{}
-		for _, s := range ss {
-			for id := range spanIDs(s) {
-				seen[id] = true
-			}
-		}
-		if len(seen) != 1 {
-			problems = append(problems, fmt.Sprintf("trace %s refers to requests %v (cross-linked or unidentifiable):\n%s", tid, keys(seen), otlptest.Dump(ss)))
-		}
-		for id := range seen {
-			tracesOf[id] = append(tracesOf[id], tid)
-		}
-	}
+	byTrace, tracesOf, problems := byRequest(spans)
 	for _, id := range ids {
 		tids := tracesOf[id]
 		if len(tids) != 1 {
@@ -213,6 +198,37 @@ func (c *chain) assertChains(t *testing.T, spans []otlptest.Span, ids []int, roo
 		}
 	}
 	t.Logf("%d requests, %d traces, %d spans", len(ids), len(byTrace), len(spans))
+	reportProblems(t, problems, len(ids), len(spans))
+}
+
+// byRequest groups spans by trace and the traces by the request ids their
+// spans name; a trace naming none or several is a problem (a wrong link
+// joins two requests' traces).
+func byRequest(spans []otlptest.Span) (byTrace map[string][]otlptest.Span, tracesOf map[int][]string, problems []string) {
+	byTrace = map[string][]otlptest.Span{}
+	for _, s := range spans {
+		byTrace[s.TraceID] = append(byTrace[s.TraceID], s)
+	}
+	tracesOf = map[int][]string{}
+	for tid, ss := range byTrace {
+		seen := map[int]bool{}
+		for _, s := range ss {
+			for id := range spanIDs(s) {
+				seen[id] = true
+			}
+		}
+		if len(seen) != 1 {
+			problems = append(problems, fmt.Sprintf("trace %s refers to requests %v (cross-linked or unidentifiable):\n%s", tid, keys(seen), otlptest.Dump(ss)))
+		}
+		for id := range seen {
+			tracesOf[id] = append(tracesOf[id], tid)
+		}
+	}
+	return byTrace, tracesOf, problems
+}
+
+func reportProblems(t *testing.T, problems []string, requests, spans int) {
+	t.Helper()
 	if len(problems) > 0 {
 		sort.Strings(problems)
 		const show = 5
@@ -223,7 +239,7 @@ func (c *chain) assertChains(t *testing.T, spans []otlptest.Span, ids []int, roo
 			}
 			t.Error(p)
 		}
-		t.Errorf("%d of %d requests/traces wrong (%d spans received)", len(problems), len(ids), len(spans))
+		t.Errorf("%d of %d requests/traces wrong (%d spans received)", len(problems), requests, spans)
 	}
 }
 
@@ -236,15 +252,28 @@ func (c *chain) checkTrace(id int, ss []otlptest.Span, root rootCheck) error {
 			kinds = kinds[:1]
 		}
 		for _, k := range kinds {
-			m := otlptest.Filter(ss, func(s otlptest.Span) bool { return s.Service == c.service(i) && s.Kind == k })
+			m := otlptest.Filter(ss, func(s otlptest.Span) bool {
+				return s.Service == c.service(i) && s.Kind == k && s.Attrs["db.system.name"] == nil
+			})
 			if len(m) != 1 {
 				return fmt.Errorf("%d %s %s spans, want 1", len(m), c.service(i), k)
 			}
 			want = append(want, m[0])
 		}
 	}
-	if len(ss) != len(want) {
-		return fmt.Errorf("%d spans in the trace, want %d", len(ss), len(want))
+	dbs := 0
+	for i := range c.dbHops {
+		m := otlptest.Filter(ss, func(s otlptest.Span) bool { return s.Service == c.service(i) && s.Attrs["db.system.name"] != nil })
+		if len(m) == 0 && c.dbOptional {
+			continue
+		}
+		if len(m) != 1 || m[0].ParentID != want[2*i].SpanID {
+			return fmt.Errorf("%s: %d database spans, want 1 child of its SERVER span", c.service(i), len(m))
+		}
+		dbs++
+	}
+	if len(ss) != len(want)+dbs {
+		return fmt.Errorf("%d spans in the trace, want %d", len(ss), len(want)+dbs)
 	}
 	if err := root(id, want[0]); err != nil {
 		return err

@@ -1,0 +1,246 @@
+// Package nodejs is the Node.js runtime helper. An event loop serves many
+// requests on one thread, so the kernel cannot tell which request a client
+// call serves; Node itself knows (its async context). The helper loads a
+// small tracker into the process (tracker.js, through Node's own inspector,
+// opened with SIGUSR1 and closed again) that tells the kernel, by sentinel
+// syscalls, which incoming request each outgoing write serves (bpf/bind.h).
+package nodejs
+
+import (
+	"debug/elf"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+//go:embed tracker.js
+var trackerJS string
+
+// closeJS closes the inspector once this reply is sent: its port and our
+// connection go away; the tracker stays.
+const closeJS = `(() => { const i = require('inspector'); setImmediate(() => i.close()); return 'closing'; })()`
+
+// Kernel is what the helper needs of the capture.
+type Kernel interface {
+	// SigUSR1Handler is pid's SIGUSR1 handler address (0: default).
+	SigUSR1Handler(pid int) (uint64, error)
+	// SetBinder makes the kernel link pid's client calls only as the
+	// tracker says.
+	SetBinder(pid uint32) error
+}
+
+// inspectorHandler is Node's own SIGUSR1 handler (it opens the inspector).
+const inspectorHandler = "_ZN4node9inspector12_GLOBAL__N_1L19StartIoThreadWakeupEiP9siginfo_tPv"
+
+// Helper attaches the tracker to Node.js processes, one at a time: every
+// inspector opens on port 9229 of its network namespace.
+type Helper struct {
+	kernel   Kernel
+	procRoot string
+	// own is told of every connection the helper makes into a process
+	// (the helper's end, the process's end): the process's side of it is
+	// not application traffic.
+	own func(pid int, local, remote netip.AddrPort)
+
+	mu   sync.Mutex
+	syms map[exeID]symInfo
+}
+
+type exeID struct{ dev, ino uint64 }
+
+type symInfo struct {
+	addr uint64 // link-time address of the inspector's handler (0: none)
+	pie  bool
+	base uint64 // link-time address of the first PT_LOAD, page aligned
+	err  error
+}
+
+// New returns a helper; procRoot is /proc (or the host's, in a container).
+func New(kernel Kernel, procRoot string, own func(pid int, local, remote netip.AddrPort)) *Helper {
+	if own == nil {
+		own = func(int, netip.AddrPort, netip.AddrPort) {}
+	}
+	return &Helper{kernel: kernel, procRoot: procRoot, own: own, syms: map[exeID]symInfo{}}
+}
+
+// IsNode says whether pid runs a node executable (by its name: node,
+// nodejs, node20, ...).
+func IsNode(procRoot string, pid int) bool {
+	exe, err := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), "exe"))
+	return err == nil && strings.HasPrefix(filepath.Base(exe), "node")
+}
+
+// Timeouts of one attach: the inspector opens within milliseconds.
+const (
+	openWait  = 3 * time.Second
+	attachMax = 10 * time.Second
+)
+
+// Attach loads the tracker into pid and makes it pid's binder. It refuses
+// (and changes nothing) when SIGUSR1 is not Node's inspector handler —
+// the application's own, or the default, which would kill it — or when an
+// inspector is open already (someone is debugging).
+func (h *Helper) Attach(pid int) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	want, err := h.handlerAddr(pid)
+	if err != nil {
+		return err
+	}
+	got, err := h.kernel.SigUSR1Handler(pid)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("SIGUSR1 is not node's inspector handler (it is %#x, the application's own or --disable-sigusr1): not signalled", got)
+	}
+	before, err := listeners(h.procRoot, pid)
+	if err != nil {
+		return err
+	}
+	if err := unix.Kill(pid, syscall.SIGUSR1); err != nil {
+		return fmt.Errorf("signal: %w", err)
+	}
+	deadline := time.Now().Add(attachMax)
+	port, err := h.awaitInspector(pid, before)
+	if err != nil {
+		return err
+	}
+	s, err := h.openSession(pid, port, deadline)
+	if err != nil {
+		h.closeInspector(pid, port, nil, deadline)
+		return fmt.Errorf("inspector on port %d: %w", port, err)
+	}
+	res, err := s.evaluate(trackerJS)
+	if err == nil && res != "loaded" && res != "already loaded" {
+		err = fmt.Errorf("tracker said %q", res)
+	}
+	cerr := h.closeInspector(pid, port, s, deadline)
+	if err != nil {
+		return fmt.Errorf("load the tracker: %w", err)
+	}
+	if cerr != nil {
+		slog.Warn("node helper: the inspector did not close", "pid", pid, "port", port, "err", cerr)
+	}
+	return h.kernel.SetBinder(uint32(pid))
+}
+
+// awaitInspector returns the loopback port pid started listening on after
+// the signal that answers as an inspector.
+func (h *Helper) awaitInspector(pid int, before map[int]bool) (int, error) {
+	end := time.Now().Add(openWait)
+	for time.Now().Before(end) {
+		time.Sleep(20 * time.Millisecond)
+		now, err := listeners(h.procRoot, pid)
+		if err != nil {
+			return 0, err
+		}
+		for p := range now {
+			if !before[p] {
+				return p, nil
+			}
+		}
+	}
+	return 0, errors.New("no inspector opened (port 9229 taken in its network namespace, or one open already): tracker not loaded")
+}
+
+// closeInspector asks the inspector to close (through s when open) and
+// waits until its port is gone.
+func (h *Helper) closeInspector(pid, port int, s *session, deadline time.Time) error {
+	if s != nil {
+		_, err := s.evaluate(closeJS)
+		for err == nil {
+			_, err = s.ws.ReadText() // until the inspector drops us
+		}
+		s.ws.Close()
+	}
+	for time.Now().Before(deadline) {
+		now, err := listeners(h.procRoot, pid)
+		if err != nil || !now[port] {
+			return nil // closed, or the process is gone
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("port %d still open", port)
+}
+
+// handlerAddr is where Node's inspector SIGUSR1 handler is in pid.
+func (h *Helper) handlerAddr(pid int) (uint64, error) {
+	exe := filepath.Join(h.procRoot, strconv.Itoa(pid), "exe")
+	var st unix.Stat_t
+	if err := unix.Stat(exe, &st); err != nil {
+		return 0, err
+	}
+	id := exeID{st.Dev, st.Ino}
+	si, ok := h.syms[id]
+	if !ok {
+		si = readSym(exe)
+		h.syms[id] = si
+	}
+	if si.err != nil {
+		return 0, si.err
+	}
+	if !si.pie {
+		return si.addr, nil
+	}
+	start, err := mapStart(h.procRoot, pid, st.Ino)
+	if err != nil {
+		return 0, err
+	}
+	return si.addr - si.base + start, nil
+}
+
+func readSym(path string) symInfo {
+	f, err := elf.Open(path)
+	if err != nil {
+		return symInfo{err: err}
+	}
+	defer f.Close()
+	si := symInfo{pie: f.Type == elf.ET_DYN}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			si.base = p.Vaddr &^ 0xfff
+			break
+		}
+	}
+	syms, _ := f.Symbols()
+	for _, s := range syms {
+		if s.Name == inspectorHandler {
+			si.addr = s.Value
+			return si
+		}
+	}
+	si.err = errors.New("no inspector in this node build (symbol " + inspectorHandler + " not found)")
+	return si
+}
+
+// mapStart is where pid mapped offset 0 of the executable with inode ino.
+func mapStart(procRoot string, pid int, ino uint64) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "maps"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		// start-end perms offset dev inode path
+		fs := strings.Fields(line)
+		if len(fs) < 6 || fs[2] != "00000000" || fs[4] != strconv.FormatUint(ino, 10) {
+			continue
+		}
+		start, err := strconv.ParseUint(fs[0][:strings.IndexByte(fs[0], '-')], 16, 64)
+		if err == nil {
+			return start, nil
+		}
+	}
+	return 0, errors.New("executable not found in its memory map")
+}

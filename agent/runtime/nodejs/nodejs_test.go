@@ -1,0 +1,98 @@
+package nodejs
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tracer-agent/tracer-agent/internal/testenv"
+)
+
+// fakeKernel answers the handler the test decides; the real one reads the
+// kernel's sigaction table (tested in e2e).
+type fakeKernel struct {
+	handler func(pid int) uint64
+	bound   []uint32
+}
+
+func (k *fakeKernel) SigUSR1Handler(pid int) (uint64, error) { return k.handler(pid), nil }
+func (k *fakeKernel) SetBinder(pid uint32) error           { k.bound = append(k.bound, pid); return nil }
+
+func startNode(t *testing.T, script string) *exec.Cmd {
+	t.Helper()
+	node := testenv.RequireCommand(t, "node")
+	cmd := exec.Command(node, "-e", script)
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if !strings.HasPrefix(line, "ready") {
+		t.Fatalf("node printed %q", line)
+	}
+	return cmd
+}
+
+func fds(t *testing.T, pid int) int {
+	ents, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestAttachLoadsAndCloses: the tracker loads, the inspector's port and
+// connection are gone afterwards, a second attach finds it loaded.
+func TestAttachLoadsAndCloses(t *testing.T) {
+	cmd := startNode(t, `require('http').createServer((q, s) => s.end('ok')).listen(0, '127.0.0.1', () => console.log('ready'))`)
+	pid := cmd.Process.Pid
+	h := New(nil, "/proc", nil)
+	want, err := h.handlerAddr(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &fakeKernel{handler: func(int) uint64 { return want }}
+	h.kernel = k
+	before, _ := listeners("/proc", pid)
+	nfd := fds(t, pid)
+	for i := 0; i < 2; i++ {
+		start := time.Now()
+		if err := h.Attach(pid); err != nil {
+			t.Fatalf("attach %d: %v", i, err)
+		}
+		t.Logf("attach %d took %v", i, time.Since(start))
+		after, _ := listeners("/proc", pid)
+		if len(after) != len(before) {
+			t.Errorf("listening ports %v after attach, %v before", after, before)
+		}
+		if n := fds(t, pid); n != nfd {
+			t.Errorf("%d fds after attach, %d before", n, nfd)
+		}
+	}
+	if len(k.bound) != 2 {
+		t.Errorf("SetBinder calls: %v", k.bound)
+	}
+}
+
+// TestAttachRespectsOwnHandler: a process whose SIGUSR1 handler is not
+// node's inspector is never signalled.
+func TestAttachRespectsOwnHandler(t *testing.T) {
+	cmd := startNode(t, `process.on('SIGUSR1', () => console.log('got SIGUSR1')); setInterval(() => {}, 1000); console.log('ready')`)
+	pid := cmd.Process.Pid
+	k := &fakeKernel{handler: func(int) uint64 { return 0x1234 }}
+	h := New(k, "/proc", nil)
+	err := h.Attach(pid)
+	if err == nil || !strings.Contains(err.Error(), "not node's inspector handler") {
+		t.Fatalf("attach: %v", err)
+	}
+	if len(k.bound) != 0 {
+		t.Errorf("SetBinder called: %v", k.bound)
+	}
+}
