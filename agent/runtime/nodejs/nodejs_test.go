@@ -21,7 +21,7 @@ type fakeKernel struct {
 }
 
 func (k *fakeKernel) SigUSR1Handler(pid int) (uint64, error) { return k.handler(pid), nil }
-func (k *fakeKernel) SetBinder(pid uint32) error           { k.bound = append(k.bound, pid); return nil }
+func (k *fakeKernel) SetBinder(pid uint32) error             { k.bound = append(k.bound, pid); return nil }
 
 func startNode(t *testing.T, script string) *exec.Cmd {
 	t.Helper()
