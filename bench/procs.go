@@ -125,6 +125,8 @@ func startServer(lang, goBin, service string) (server, error) {
 		c, err = startChild(env, goBin, "127.0.0.1:0")
 	case "python":
 		c, err = startChild(env, "python3", "e2e/testdata/pyserver.py", "0")
+	case "node":
+		c, err = startChild(env, "node", "e2e/testdata/nodechain/server.js", "0", "http")
 	default:
 		return server{}, fmt.Errorf("no server for %q", lang)
 	}
@@ -157,10 +159,10 @@ type agentStats struct {
 	ringDrops int64
 }
 
-// startAgent runs the agent on pids, exporting to rcv, and waits until it
-// is attached.
-func startAgent(bin string, rcv *receiver, pids ...int) (*agentRun, error) {
-	args := []string{"--output", "otlp", "--stats-interval", "0", "--log-level", "info"}
+// startAgent runs the agent on pids (with extra flags), exporting to rcv,
+// and waits until it is attached.
+func startAgent(bin string, rcv *receiver, extra []string, pids ...int) (*agentRun, error) {
+	args := append([]string{"--output", "otlp", "--stats-interval", "0", "--log-level", "info"}, extra...)
 	for _, p := range pids {
 		args = append(args, "--pid", strconv.Itoa(p))
 	}

@@ -112,7 +112,7 @@ func runUnselected(cfg config, rcv *receiver) (row, error) {
 		if err != nil {
 			return r, err
 		}
-		a, err := startAgent(cfg.agent, rcv, idle.pid())
+		a, err := startAgent(cfg.agent, rcv, nil, idle.pid())
 		if err != nil {
 			idle.kill()
 			return r, err

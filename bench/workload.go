@@ -10,9 +10,10 @@ import (
 // Go back server, driven by wrk (saturation) or by the fixed-rate generator.
 type workload struct {
 	name      string
-	front     string // "go" or "python"
+	front     string // "go", "python" or "node"
 	rate      int    // 0: saturation with wrk
 	wantSpans int    // front SERVER + front CLIENT + back SERVER
+	agentArgs []string
 }
 
 func workloads(cfg config) []workload {
@@ -20,11 +21,16 @@ func workloads(cfg config) []workload {
 		{name: "go-saturation", front: "go", wantSpans: 3},
 		{name: fmt.Sprintf("go-%s", rateName(cfg.rate)), front: "go", rate: cfg.rate, wantSpans: 3},
 		{name: "python-saturation", front: "python", wantSpans: 3},
+		// Node's http server + http.get on a keep-alive agent of 4 sockets,
+		// with the runtime helper (two sentinel syscalls per request) and
+		// without: the helper's cost side by side.
+		{name: "node-saturation", front: "node", wantSpans: 3},
+		{name: "node-nohelper-saturation", front: "node", wantSpans: 3, agentArgs: []string{"--no-runtime-helpers"}},
 	}
 }
 
 func workloadNames(rate int) []string {
-	return []string{"go-saturation", "go-" + rateName(rate), "python-saturation", "unselected"}
+	return []string{"go-saturation", "go-" + rateName(rate), "python-saturation", "node-saturation", "node-nohelper-saturation", "unselected"}
 }
 
 func rateName(rate int) string {
@@ -61,10 +67,15 @@ func runOnce(cfg config, w workload, goServer string, rcv *receiver, withAgent b
 	defer front.kill()
 	var a *agentRun
 	if withAgent {
-		if a, err = startAgent(cfg.agent, rcv, front.pid(), back.pid()); err != nil {
+		if a, err = startAgent(cfg.agent, rcv, w.agentArgs, front.pid(), back.pid()); err != nil {
 			return s, err
 		}
 		defer a.kill() // no-op once stopped
+		if w.front == "node" && len(w.agentArgs) == 0 {
+			if _, err := a.waitFor("node helper loaded", 15*time.Second); err != nil {
+				return s, err
+			}
+		}
 	}
 	rcv.take()
 	cpu0, err := cpuTimes(front.pid(), back.pid())

@@ -7,10 +7,12 @@
 package nodejs
 
 import (
+	"bytes"
 	"debug/elf"
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -201,6 +203,9 @@ func (h *Helper) handlerAddr(pid int) (uint64, error) {
 	return si.addr - si.base + start, nil
 }
 
+// readSym finds the inspector handler without loading node's symbol
+// table (over 100,000 symbols, tens of MiB as Go values): the name's
+// offset in .strtab, then the .symtab entry that names it, read in chunks.
 func readSym(path string) symInfo {
 	f, err := elf.Open(path)
 	if err != nil {
@@ -214,15 +219,61 @@ func readSym(path string) symInfo {
 			break
 		}
 	}
-	syms, _ := f.Symbols()
-	for _, s := range syms {
-		if s.Name == inspectorHandler {
-			si.addr = s.Value
-			return si
+	si.addr, err = symbolValue(f, inspectorHandler)
+	if err != nil {
+		si.err = err
+	}
+	return si
+}
+
+var errNoInspector = errors.New("no inspector in this node build (symbol " + inspectorHandler + " not found)")
+
+func symbolValue(f *elf.File, name string) (uint64, error) {
+	symtab := f.Section(".symtab")
+	if symtab == nil || f.Class != elf.ELFCLASS64 || int(symtab.Link) >= len(f.Sections) {
+		return 0, errNoInspector
+	}
+	strtab := f.Sections[symtab.Link]
+	off, ok := findString(strtab.Open(), name)
+	if !ok {
+		return 0, errNoInspector
+	}
+	const entry = 24 // Elf64_Sym: name u32, info, other u8, shndx u16, value, size u64
+	r := symtab.Open()
+	buf := make([]byte, entry*4096)
+	for {
+		n, err := io.ReadFull(r, buf)
+		for i := 0; i+entry <= n; i += entry {
+			if f.ByteOrder.Uint32(buf[i:]) == off {
+				return f.ByteOrder.Uint64(buf[i+8:]), nil
+			}
+		}
+		if err != nil {
+			return 0, errNoInspector
 		}
 	}
-	si.err = errors.New("no inspector in this node build (symbol " + inspectorHandler + " not found)")
-	return si
+}
+
+// findString returns the offset of name as a whole string in a string
+// table, scanned in chunks.
+func findString(r io.Reader, name string) (uint32, bool) {
+	want := []byte("\x00" + name + "\x00")
+	buf := make([]byte, 1<<20)
+	var base int64 // offset of buf[0] in the table
+	keep := 0
+	for {
+		n, err := io.ReadFull(r, buf[keep:])
+		n += keep
+		if i := bytes.Index(buf[:n], want); i >= 0 {
+			return uint32(base + int64(i) + 1), true
+		}
+		if err != nil {
+			return 0, false
+		}
+		keep = len(want) - 1
+		copy(buf, buf[n-keep:n])
+		base += int64(n - keep)
+	}
 }
 
 // mapStart is where pid mapped offset 0 of the executable with inode ino.

@@ -2,6 +2,7 @@ package nodejs
 
 import (
 	"bufio"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,5 +95,29 @@ func TestAttachRespectsOwnHandler(t *testing.T) {
 	}
 	if len(k.bound) != 0 {
 		t.Errorf("SetBinder called: %v", k.bound)
+	}
+}
+
+// TestReadSym: the chunked lookup finds what the full symbol table says.
+func TestReadSym(t *testing.T) {
+	node := testenv.RequireCommand(t, "node")
+	f, err := elf.Open(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, _ := f.Symbols()
+	var want uint64
+	for _, s := range syms {
+		if s.Name == inspectorHandler {
+			want = s.Value
+		}
+	}
+	got := readSym(node)
+	if got.err != nil || got.addr != want || want == 0 {
+		t.Errorf("readSym = %#x, %v; symbol table: %#x", got.addr, got.err, want)
+	}
+	if _, err := symbolValue(f, "no_such_symbol_anywhere"); err == nil {
+		t.Error("found a symbol that does not exist")
 	}
 }
