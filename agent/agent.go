@@ -233,7 +233,7 @@ func (a *runner) attachLinking(pid uint32, goRuntime bool) string {
 	if goRuntime {
 		if err := a.capt.AttachGo(pid); err != nil {
 			slog.Info("go program: client calls will not link to the requests they serve", "pid", pid, "err", err)
-			return "thread (no net/http symbols: goroutine hand-offs unlinked)"
+			return "thread (no net/http client in the binary, or no symbols)"
 		}
 		return "goroutine (net/http uprobes)"
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tracer-agent/tracer-agent/internal/testnginx"
 )
 
 // child is a started process whose combined output is kept in memory
@@ -144,6 +147,55 @@ func startServer(lang, goBin, service string) (server, error) {
 		return server{}, fmt.Errorf("%s server printed %q", lang, line)
 	}
 	return server{child: c, port: port}, nil
+}
+
+// startNginx starts nginx (a master and its workers, internal/testnginx)
+// in front of 127.0.0.1:upstream with upstream keep-alive.
+func startNginx(upstream int) (server, error) {
+	dir, err := os.MkdirTemp("", "bench-nginx-")
+	if err != nil {
+		return server{}, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return server{}, err
+	}
+	conf, err := testnginx.WriteConfig(dir, port, upstream, true)
+	if err != nil {
+		return server{}, err
+	}
+	c, err := startChild(nil, "nginx", "-c", conf, "-p", dir)
+	if err != nil {
+		return server{}, err
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			conn.Close()
+			if len(testnginx.Children(c.pid())) == testnginx.Workers {
+				return server{child: c, port: port}, nil
+			}
+		}
+	}
+	c.kill()
+	return server{}, fmt.Errorf("nginx did not start:\n%s", tail(c.output()))
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// procs are the pids whose CPU a workload's front costs: nginx's work is
+// its workers'.
+func (s server) procs() []int {
+	if kids := testnginx.Children(s.pid()); len(kids) > 0 {
+		return append(kids, s.pid())
+	}
+	return []int{s.pid()}
 }
 
 // agentRun is a running tracer-agent and what was measured of it.

@@ -10,7 +10,7 @@ import (
 // Go back server, driven by wrk (saturation) or by the fixed-rate generator.
 type workload struct {
 	name      string
-	front     string // "go", "python" or "node"
+	front     string // "go", "python", "node" or "nginx" (a proxy: no /call)
 	rate      int    // 0: saturation with wrk
 	wantSpans int    // front SERVER + front CLIENT + back SERVER
 	agentArgs []string
@@ -26,11 +26,14 @@ func workloads(cfg config) []workload {
 		// without: the helper's cost side by side.
 		{name: "node-saturation", front: "node", wantSpans: 3},
 		{name: "node-nohelper-saturation", front: "node", wantSpans: 3, agentArgs: []string{"--no-runtime-helpers"}},
+		// nginx proxy_pass with upstream keep-alive as the first hop: the
+		// ngx_chain_writer uprobe links each upstream request.
+		{name: "nginx-saturation", front: "nginx", wantSpans: 3},
 	}
 }
 
 func workloadNames(rate int) []string {
-	return []string{"go-saturation", "go-" + rateName(rate), "python-saturation", "node-saturation", "node-nohelper-saturation", "unselected"}
+	return []string{"go-saturation", "go-" + rateName(rate), "python-saturation", "node-saturation", "node-nohelper-saturation", "nginx-saturation", "unselected"}
 }
 
 func rateName(rate int) string {
@@ -60,7 +63,12 @@ func runOnce(cfg config, w workload, goServer string, rcv *receiver, withAgent b
 		return s, err
 	}
 	defer back.kill()
-	front, err := startServer(w.front, goServer, "bench-front")
+	var front server
+	if w.front == "nginx" {
+		front, err = startNginx(back.port)
+	} else {
+		front, err = startServer(w.front, goServer, "bench-front")
+	}
 	if err != nil {
 		return s, err
 	}
@@ -78,11 +86,15 @@ func runOnce(cfg config, w workload, goServer string, rcv *receiver, withAgent b
 		}
 	}
 	rcv.take()
-	cpu0, err := cpuTimes(front.pid(), back.pid())
+	pids := append(front.procs(), back.pid())
+	cpu0, err := cpuTimes(pids...)
 	if err != nil {
 		return s, err
 	}
 	url := front.url("/call?url=" + back.url("/users/1"))
+	if w.front == "nginx" {
+		url = front.url("/users/1")
+	}
 	if w.rate > 0 {
 		s.load, err = runFixedRate(url, w.rate, cfg.conns, cfg.duration)
 	} else {
@@ -91,7 +103,7 @@ func runOnce(cfg config, w workload, goServer string, rcv *receiver, withAgent b
 	if err != nil {
 		return s, err
 	}
-	cpu1, err := cpuTimes(front.pid(), back.pid())
+	cpu1, err := cpuTimes(pids...)
 	if err != nil {
 		return s, err
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,30 +13,13 @@ import (
 
 	"github.com/tracer-agent/tracer-agent/internal/otlptest"
 	"github.com/tracer-agent/tracer-agent/internal/testenv"
+	"github.com/tracer-agent/tracer-agent/internal/testnginx"
 )
 
 // nginx as a reverse proxy between two traced services: it passes the
 // caller's traceparent (the one the kernel inserted) on unchanged, so the
 // kernel gives its upstream request a client span of its own by
 // rewriting the parent-id in place (bpf/http_send.h).
-
-const nginxConf = `daemon off;
-master_process on;
-worker_processes 2;
-pid %[1]s/nginx.pid;
-error_log stderr warn;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	upstream backend { server 127.0.0.1:%[3]d; %[4]s }
-	server {
-		listen 127.0.0.1:%[2]d;
-		location / { proxy_pass http://backend; %[5]s }
-	}
-}
-`
 
 // startNginx runs nginx (a master and two workers) in front of
 // 127.0.0.1:upstream, with upstream keep-alive or a connection per request.
@@ -48,23 +29,19 @@ func startNginx(t *testing.T, upstream int, keepalive bool) server {
 	bin := testenv.RequireCommand(t, "nginx")
 	dir := t.TempDir()
 	port := freePort(t)
-	ka, loc := "", ""
-	if keepalive {
-		ka, loc = "keepalive 16;", `proxy_http_version 1.1; proxy_set_header Connection "";`
-	}
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, port, upstream, ka, loc), 0o644); err != nil {
+	conf, err := testnginx.WriteConfig(dir, port, upstream, keepalive)
+	if err != nil {
 		t.Fatal(err)
 	}
 	p := start(t, nil, bin, "-c", conf, "-p", dir)
 	deadline := time.Now().Add(10 * time.Second)
 	var workers []int
 	for time.Now().Before(deadline) {
-		workers = childrenOf(p.Pid())
+		workers = testnginx.Children(p.Pid())
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			c.Close()
-			if len(workers) == 2 {
+			if len(workers) == testnginx.Workers {
 				return server{proc: p, Lang: "nginx", Port: port, Proxy: true}
 			}
 		}
@@ -72,17 +49,6 @@ func startNginx(t *testing.T, upstream int, keepalive bool) server {
 	}
 	t.Fatalf("nginx did not start (workers %v):\n%s", workers, p.Output())
 	return server{}
-}
-
-func childrenOf(pid int) []int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		if n, err := strconv.Atoi(f); err == nil {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // TestChainNginx: Python → nginx → Python, one exact 5-span trace per
