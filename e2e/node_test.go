@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,8 @@ import (
 	"github.com/tracer-agent/tracer-agent/internal/testenv"
 )
 
+var listeningLine = regexp.MustCompile(`(?m)^listening (\d+)$`)
+
 // startNodeApp starts script of the npm project testdata/<dir>, whose
 // node_modules must hold module, with args; it prints "listening <port>".
 func startNodeApp(t *testing.T, service, dir, module, script string, args ...string) server {
@@ -23,12 +26,16 @@ func startNodeApp(t *testing.T, service, dir, module, script string, args ...str
 	}
 	p := start(t, []string{"OTEL_SERVICE_NAME=" + service}, testenv.RequireCommand(t, "node"),
 		append([]string{filepath.Join("testdata", dir, script)}, args...)...)
-	line := p.waitOutput(t, "listening ", 20*time.Second)
-	port, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "listening ")))
-	if err != nil {
-		t.Fatalf("%s printed %q", service, line)
+	// Not waitOutput's first "listening ": the inspector prints "Debugger
+	// listening on ..." when the helper attaches early.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := listeningLine.FindStringSubmatch(p.Output()); m != nil {
+			port, _ := strconv.Atoi(m[1])
+			return server{proc: p, Lang: "node", Port: port}
+		}
 	}
-	return server{proc: p, Lang: "node", Port: port}
+	t.Fatalf("%s did not print its port:\n%s", service, p.Output())
+	return server{}
 }
 
 // TestChainNode: Python → Node.js → Python with the Node.js runtime helper,
@@ -143,6 +150,15 @@ func TestNodeHelperSafety(t *testing.T) {
 		ag.stop(t)
 		ag2 := startAgent(t, otlptest.Start(t), "--pid", strconv.Itoa(srv.Pid()))
 		ag2.waitOutput(t, "node helper loaded", 10*time.Second)
+		curl(t, srv.URL("/users/1"))
+	})
+	t.Run("at-exec", func(t *testing.T) {
+		// Picked up at exec, before node installed its SIGUSR1 handler:
+		// the helper waits for it instead of giving up (or signalling a
+		// process whose SIGUSR1 still kills it).
+		ag := startAgent(t, otlptest.Start(t), "--exe", "*/node")
+		srv := startNodeApp(t, "helper-node", "nodechain", "express", "server.js", "0", "http")
+		ag.waitOutput(t, fmt.Sprintf("node helper loaded\" pid=%d", srv.Pid()), 10*time.Second)
 		curl(t, srv.URL("/users/1"))
 	})
 	t.Run("own-handler", func(t *testing.T) {

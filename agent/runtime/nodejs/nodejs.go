@@ -85,8 +85,9 @@ func IsNode(procRoot string, pid int) bool {
 
 // Timeouts of one attach: the inspector opens within milliseconds.
 const (
-	openWait  = 3 * time.Second
-	attachMax = 10 * time.Second
+	openWait    = 3 * time.Second
+	attachMax   = 10 * time.Second
+	handlerWait = 5 * time.Second // for node to install its SIGUSR1 handler after exec
 )
 
 // Attach loads the tracker into pid and makes it pid's binder. It refuses
@@ -95,15 +96,23 @@ const (
 // inspector is open already (someone is debugging).
 func (h *Helper) Attach(pid int) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	want, err := h.handlerAddr(pid)
+	h.mu.Unlock()
 	if err != nil {
 		return err
 	}
+	// A process caught at exec has not installed its handlers yet: the
+	// default (0) may still turn into node's.
 	got, err := h.kernel.SigUSR1Handler(pid)
+	for end := time.Now().Add(handlerWait); err == nil && got == 0 && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+		got, err = h.kernel.SigUSR1Handler(pid)
+	}
 	if err != nil {
 		return err
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if got != want {
 		return fmt.Errorf("SIGUSR1 is not node's inspector handler (it is %#x, the application's own or --disable-sigusr1): not signalled", got)
 	}
@@ -121,8 +130,8 @@ func (h *Helper) Attach(pid int) error {
 	}
 	s, err := h.openSession(pid, port, deadline)
 	if err != nil {
-		h.closeInspector(pid, port, nil, deadline)
-		return fmt.Errorf("inspector on port %d: %w", port, err)
+		// Without a session it cannot be asked to close: say so.
+		return fmt.Errorf("inspector on port %d (left open: no session to close it): %w", port, err)
 	}
 	res, err := s.evaluate(trackerJS)
 	if err == nil && res != "loaded" && res != "already loaded" {
@@ -138,23 +147,59 @@ func (h *Helper) Attach(pid int) error {
 	return h.kernel.SetBinder(uint32(pid))
 }
 
-// awaitInspector returns the loopback port pid started listening on after
-// the signal that answers as an inspector.
+// awaitInspector returns the port of the inspector pid opened after the
+// signal. Only the inspector's own port counts (9229, or --inspect-port):
+// the application may open listeners of its own meanwhile, and the helper
+// never talks to those.
 func (h *Helper) awaitInspector(pid int, before map[int]bool) (int, error) {
-	end := time.Now().Add(openWait)
-	for time.Now().Before(end) {
+	port := inspectPort(h.procRoot, pid)
+	if before[port] {
+		return 0, fmt.Errorf("port %d is open already (an inspector, or the application's): tracker not loaded", port)
+	}
+	for end := time.Now().Add(openWait); time.Now().Before(end); {
 		time.Sleep(20 * time.Millisecond)
 		now, err := listeners(h.procRoot, pid)
 		if err != nil {
 			return 0, err
 		}
-		for p := range now {
-			if !before[p] {
-				return p, nil
+		if now[port] {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no inspector opened on port %d (taken in its network namespace?): tracker not loaded", port)
+}
+
+// inspectPort is the port node's inspector listens on: --inspect-port in
+// the command line or NODE_OPTIONS, else 9229.
+func inspectPort(procRoot string, pid int) int {
+	port := 9229
+	var args []string
+	if b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "cmdline")); err == nil {
+		args = strings.Split(string(b), "\x00")
+	}
+	if b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "environ")); err == nil {
+		for _, kv := range strings.Split(string(b), "\x00") {
+			if v, ok := strings.CutPrefix(kv, "NODE_OPTIONS="); ok {
+				args = append(strings.Fields(v), args...) // the command line wins
 			}
 		}
 	}
-	return 0, errors.New("no inspector opened (port 9229 taken in its network namespace, or one open already): tracker not loaded")
+	for i, a := range args {
+		v, ok := strings.CutPrefix(a, "--inspect-port=")
+		if !ok && a == "--inspect-port" && i+1 < len(args) {
+			v, ok = args[i+1], true
+		}
+		if !ok {
+			continue
+		}
+		if _, p, found := strings.Cut(v, ":"); found { // host:port
+			v = p
+		}
+		if n, err := strconv.Atoi(v); err == nil && n > 0 && n < 65536 {
+			port = n
+		}
+	}
+	return port
 }
 
 // closeInspector asks the inspector to close (through s when open) and

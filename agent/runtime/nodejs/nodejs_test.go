@@ -121,3 +121,26 @@ func TestReadSym(t *testing.T) {
 		t.Error("found a symbol that does not exist")
 	}
 }
+
+func TestInspectPort(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		cmdline, environ string
+		want             int
+	}{
+		{"node\x00app.js\x00", "PATH=/bin\x00", 9229},
+		{"node\x00--inspect-port=9333\x00app.js\x00", "", 9333},
+		{"node\x00--inspect-port\x000.0.0.0:9444\x00app.js\x00", "", 9444},
+		{"node\x00app.js\x00", "NODE_OPTIONS=--max-old-space-size=100 --inspect-port=9555\x00", 9555},
+		{"node\x00--inspect-port=9666\x00", "NODE_OPTIONS=--inspect-port=9555\x00", 9666},
+		{"node\x00--inspect-port=banana\x00", "", 9229},
+	} {
+		p := filepath.Join(dir, "1")
+		os.MkdirAll(p, 0o755)
+		os.WriteFile(filepath.Join(p, "cmdline"), []byte(c.cmdline), 0o644)
+		os.WriteFile(filepath.Join(p, "environ"), []byte(c.environ), 0o644)
+		if got := inspectPort(dir, 1); got != c.want {
+			t.Errorf("%q %q: port %d, want %d", c.cmdline, c.environ, got, c.want)
+		}
+	}
+}
