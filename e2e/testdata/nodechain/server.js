@@ -68,7 +68,16 @@ function pgPool() {
   return pg || (pg = new (require('pg').Pool)({ connectionString: process.argv[4], max: 4 }));
 }
 
+// Malformed and forged tracker statements (the e2e test sends them while
+// the chain runs): the kernel must ignore them or bind nothing wrong.
+const junk = ['s', 's/', 's//', 's/x/1', 's/1/', 'c/1/2', 'c/1/2/3/4', 'c/99999999999/1/1',
+  'c/1/2/99999999999', 'c/-1/2/3', 'c/3/4/5' + '0'.repeat(60), 'q/1/2/3', 'c/1/2/3x', 'c/\u00ff/1/1'];
 async function handle(path, search) {
+  if (path === '/junk') {
+    for (let i = 0; i < 50; i++) for (const j of junk) require('fs').existsSync('/dev/null/.tracer-agent/' + j);
+    for (let fd = 0; fd < 64; fd++) require('fs').existsSync(`/dev/null/.tracer-agent/c/${fd}/${fd}/${fd + 1}`);
+    return [200, 'junk sent\n'];
+  }
   if (path.startsWith('/users/')) return [200, `user ${path.slice(7)}\n`];
   if (path === '/call') {
     const code = await call(search.get('url'));
