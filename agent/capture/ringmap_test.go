@@ -31,16 +31,19 @@ func TestRingMapWrapsAround(t *testing.T) {
 		return append([]byte(fmt.Sprintf("seq:%05d:", i)), bytes.Repeat([]byte{'a' + byte(i%26)}, 990+i%7)...)
 	}
 	const n = 600 // ~660 KiB of sends, and the reads of them, through a 128 KiB ring
-	next, bad := 0, 0
+	got, last, bad := 0, -1, 0
 	var ev Event
 	read := func(b []byte) {
 		if c.decode(b, &ev) != nil || ev.Type != Data || ev.Dir != probe.Send || !bytes.HasPrefix(ev.Data, []byte("seq:")) {
 			return
 		}
-		if !bytes.Equal(ev.Data, msg(next)) {
+		var i int
+		if _, err := fmt.Sscanf(string(ev.Data), "seq:%05d:", &i); err != nil || i <= last || !bytes.Equal(ev.Data, msg(i)) {
 			bad++
+			return
 		}
-		next++
+		last = i
+		got++
 	}
 	for i := range n {
 		if _, err := cli.Write(msg(i)); err != nil {
@@ -49,10 +52,12 @@ func TestRingMapWrapsAround(t *testing.T) {
 		c.data.drain(read) // the reads of this process fill the ring too
 	}
 	c.data.drain(read)
-	// A reader that did not give space back would lose sends (ring drops)
-	// once the first 128 KiB were through.
-	if next != n || bad != 0 {
-		cnt, _ := c.Counters()
-		t.Fatalf("read %d of %d sends in order, %d with wrong bytes (ring drops %d)", next, n, bad, cnt.DataDrops)
+	// A reader that did not give space back would lose every send once the
+	// first 128 KiB were through. On a loaded machine the process's other
+	// goroutines can still fill the ring between two drains: such drops
+	// are counted, and what is read is whole and in order.
+	cnt, _ := c.Counters()
+	if bad != 0 || got < n-int(cnt.DataDrops) || got < n/2 {
+		t.Fatalf("read %d of %d sends whole and in order, %d wrong or out of order (ring drops %d)", got, n, bad, cnt.DataDrops)
 	}
 }
