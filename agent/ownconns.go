@@ -10,8 +10,9 @@ import (
 // ownConns are the agent's own connections into traced processes (the
 // Node.js helper's to the inspector): the process's side of them is not
 // the application's traffic and makes no spans. Keyed by the traced pid
-// and the agent's end (the process sees it as its peer); kept a while
-// after use, for events still in the ring.
+// and both ends (the agent's end alone could be a port another client of
+// the process reuses); kept a while after use, for events still in the
+// ring.
 type ownConns struct {
 	n  atomic.Int32
 	mu sync.Mutex

@@ -1,7 +1,7 @@
 /* Event loops (Node.js, nginx, asyncio) serve many requests at once on one
  * thread, so the thread proves nothing about which request a client call
  * serves. For a process with a binder (TRACE_BIND), the runtime itself
- * says so, and only that counts:
+ * says so, and what it proves wins over the thread:
  *   conn_reqs[pid, server sock]    the latest request read on a connection
  *                                  (its ids; a token once the runtime
  *                                  names it)

@@ -64,7 +64,7 @@ enum trace_state {
 	TRACE_PENDING = 2, /* exec'd while the agent selects by exe: traced until the agent decides */
 	TRACE_STATE_MASK = 3,
 	TRACE_GO = 0x10,   /* flag: a Go program; its requests are keyed by goroutine, not thread */
-	TRACE_BIND = 0x20, /* flag: a binder (bind.h) says which request its client calls serve; the thread does not */
+	TRACE_BIND = 0x20, /* flag: a binder (bind.h) says which request its client calls serve; it wins over the thread */
 };
 
 /* event_hdr.flags */

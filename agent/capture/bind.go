@@ -9,8 +9,9 @@ import (
 )
 
 // Binders (bpf/bind.h): for an event-loop process, the runtime itself says
-// which incoming request each client call serves; its thread proves
-// nothing, and the kernel then uses only what the binder says.
+// which incoming request each client call serves. What a binder proves
+// wins over the thread's request; where it proves nothing, the thread's
+// request decides with the guards it has without a binder.
 
 // nginx writes every upstream request through ngx_chain_writer (exported
 // on Debian's and nginx.org's builds): its arguments name the upstream
@@ -33,8 +34,8 @@ func (c *Capture) AttachNginx(pid uint32) error {
 	return c.SetBinder(pid)
 }
 
-// SetBinder marks pid as having a binder: its client calls link only to
-// the requests the binder names.
+// SetBinder marks pid as having a binder: the kernel takes its
+// statements (bpf/bind.h) about which request a client socket serves.
 func (c *Capture) SetBinder(pid uint32) error {
 	var v uint8
 	if err := c.pids.Lookup(pid, &v); err != nil {

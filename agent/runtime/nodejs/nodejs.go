@@ -116,16 +116,23 @@ func (h *Helper) Attach(pid int) error {
 	if got != want {
 		return fmt.Errorf("SIGUSR1 is not node's inspector handler (it is %#x, the application's own or --disable-sigusr1): not signalled", got)
 	}
+	// Only the inspector's own port counts (9229, or --inspect-port): the
+	// application may open listeners of its own meanwhile, and the helper
+	// never talks to those. Open already (an inspector — someone
+	// debugging — or the application's): no signal.
+	port := inspectPort(h.procRoot, pid)
 	before, err := listeners(h.procRoot, pid)
 	if err != nil {
 		return err
+	}
+	if before[port] {
+		return fmt.Errorf("port %d is open already (an inspector, or the application's): not signalled", port)
 	}
 	if err := unix.Kill(pid, syscall.SIGUSR1); err != nil {
 		return fmt.Errorf("signal: %w", err)
 	}
 	deadline := time.Now().Add(attachMax)
-	port, err := h.awaitInspector(pid, before)
-	if err != nil {
+	if err := h.awaitListen(pid, port); err != nil {
 		return err
 	}
 	s, err := h.openSession(pid, port, deadline)
@@ -147,26 +154,19 @@ func (h *Helper) Attach(pid int) error {
 	return h.kernel.SetBinder(uint32(pid))
 }
 
-// awaitInspector returns the port of the inspector pid opened after the
-// signal. Only the inspector's own port counts (9229, or --inspect-port):
-// the application may open listeners of its own meanwhile, and the helper
-// never talks to those.
-func (h *Helper) awaitInspector(pid int, before map[int]bool) (int, error) {
-	port := inspectPort(h.procRoot, pid)
-	if before[port] {
-		return 0, fmt.Errorf("port %d is open already (an inspector, or the application's): tracker not loaded", port)
-	}
+// awaitListen waits until pid listens on port after the signal.
+func (h *Helper) awaitListen(pid, port int) error {
 	for end := time.Now().Add(openWait); time.Now().Before(end); {
 		time.Sleep(20 * time.Millisecond)
 		now, err := listeners(h.procRoot, pid)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if now[port] {
-			return port, nil
+			return nil
 		}
 	}
-	return 0, fmt.Errorf("no inspector opened on port %d (taken in its network namespace?): tracker not loaded", port)
+	return fmt.Errorf("no inspector opened on port %d (taken in its network namespace?): tracker not loaded", port)
 }
 
 // inspectPort is the port node's inspector listens on: --inspect-port in
@@ -202,16 +202,14 @@ func inspectPort(procRoot string, pid int) int {
 	return port
 }
 
-// closeInspector asks the inspector to close (through s when open) and
-// waits until its port is gone.
+// closeInspector asks the inspector, through s, to close and waits until
+// its port is gone.
 func (h *Helper) closeInspector(pid, port int, s *session, deadline time.Time) error {
-	if s != nil {
-		_, err := s.evaluate(closeJS)
-		for err == nil {
-			_, err = s.ws.ReadText() // until the inspector drops us
-		}
-		s.ws.Close()
+	_, err := s.evaluate(closeJS)
+	for err == nil {
+		_, err = s.ws.ReadText() // until the inspector drops us
 	}
+	s.ws.Close()
 	for time.Now().Before(deadline) {
 		now, err := listeners(h.procRoot, pid)
 		if err != nil || !now[port] {
