@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tracer-agent/tracer-agent/internal/testenv"
 	"github.com/tracer-agent/tracer-agent/internal/testnginx"
 )
 
@@ -156,7 +157,7 @@ func startNginx(upstream int) (server, error) {
 	if err != nil {
 		return server{}, err
 	}
-	port, err := freePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		return server{}, err
 	}
@@ -178,15 +179,6 @@ func startNginx(upstream int) (server, error) {
 	}
 	c.kill()
 	return server{}, fmt.Errorf("nginx did not start:\n%s", tail(c.output()))
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // procs are the pids whose CPU a workload's front costs: nginx's work is

@@ -7,7 +7,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,7 +53,7 @@ func StartMariaDB(t testing.TB) MariaDB {
 		os.RemoveAll(dir)
 		t.Fatalf("mariadb-install-db: %v\n%s", err, myTail(out))
 	}
-	port, err := myFreePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatal(err)
@@ -157,16 +156,6 @@ func myBootstrap(sock string, exited <-chan struct{}) error {
 		"CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; " +
 		"GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES")
 	return err
-}
-
-// myFreePort asks the kernel for a free TCP port on 127.0.0.1.
-func myFreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // myTail keeps the end of a long log for a failure message.

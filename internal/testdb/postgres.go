@@ -74,7 +74,7 @@ func StartPostgres(t testing.TB) PG {
 	if out, err := pgCmd("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	port, err := pgFreePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,15 +148,6 @@ func pgBinDir() (string, error) {
 func pgVersion(binDir string) int {
 	v, _ := strconv.Atoi(strings.Split(filepath.Base(filepath.Dir(binDir)), ".")[0])
 	return v
-}
-
-func pgFreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // pgWaitReady waits until a trust-authenticated startup reaches

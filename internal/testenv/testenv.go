@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"testing"
@@ -52,4 +53,14 @@ func RequireCommand(t testing.TB, name string) string {
 		t.Skipf("%s not on PATH", name)
 	}
 	return p
+}
+
+// FreePort asks the kernel for a TCP port on 127.0.0.1 free right now.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
