@@ -20,6 +20,7 @@ import (
 	"github.com/tracer-agent/tracer-agent/agent/k8s"
 	"github.com/tracer-agent/tracer-agent/agent/procinfo"
 	"github.com/tracer-agent/tracer-agent/agent/runtime/nodejs"
+	"github.com/tracer-agent/tracer-agent/agent/runtime/python"
 	"github.com/tracer-agent/tracer-agent/agent/selector"
 	httpprobe "github.com/tracer-agent/tracer-agent/probes/http"
 	"github.com/tracer-agent/tracer-agent/probes/http2"
@@ -48,7 +49,7 @@ type Config struct {
 	// requests (kernel rewrite; needs injection on).
 	KafkaInject bool
 	// NoRuntimeHelpers: never load a helper (the Node.js tracker) into a
-	// traced process.
+	// traced process, nor follow Python's contexts (uprobes).
 	NoRuntimeHelpers bool
 	// RawSQL exports db.query.text with its literals (default: sanitized).
 	RawSQL   bool
@@ -244,6 +245,15 @@ func (a *runner) attachLinking(pid uint32, goRuntime bool) string {
 		go a.attachNode(pid) // the inspector takes a moment: not under the runner's lock
 		return "node async context (runtime helper; thread until it is loaded)"
 	}
+	if python.Looks(a.cfg.ProcRoot, int(pid)) {
+		if a.cfg.NoRuntimeHelpers {
+			return "thread (--no-runtime-helpers: Python asyncio and thread pools link only while one request is in flight)"
+		}
+		// Attaching uprobes takes a while: not under the runner's lock,
+		// nor in the control events' path.
+		go a.attachPython(pid)
+		return "python contexts once attached (uprobes on PyContext_CopyCurrent and Context dealloc; thread until then)"
+	}
 	switch err := a.capt.AttachNginx(pid); {
 	case err == nil:
 		return "nginx upstream (uprobe ngx_chain_writer)"
@@ -251,6 +261,28 @@ func (a *runner) attachLinking(pid uint32, goRuntime bool) string {
 		slog.Warn("nginx: upstream requests will link only through a forwarded traceparent", "pid", pid, "err", err)
 	}
 	return "thread (a request per thread at a time; event loops: only while one request is in flight)"
+}
+
+// attachPython follows pid's contexts once its interpreter is up (a
+// process caught at exec is not yet).
+func (a *runner) attachPython(pid uint32) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		py, err := python.Inspect(a.cfg.ProcRoot, int(pid))
+		if err == nil {
+			err = a.capt.AttachPython(pid, py.PythonProcess)
+		}
+		switch {
+		case err == nil:
+			slog.Info("python contexts followed", "pid", pid, "version", py.Version)
+			return
+		case errors.Is(err, python.ErrNotReady) && time.Now().Before(deadline) && procinfo.Exists(a.cfg.ProcRoot, pid):
+			continue
+		case errors.Is(err, python.ErrNotPython) || !procinfo.Exists(a.cfg.ProcRoot, pid):
+			return
+		}
+		slog.Info("python: contexts not followed: asyncio and thread pools link only while one request is in flight", "pid", pid, "err", err)
+		return
+	}
 }
 
 // attachNode loads the Node.js tracker into pid.
@@ -384,6 +416,9 @@ func (a *runner) onCtl(ev *capture.Event) {
 		a.services[ev.TID] = readService(a.cfg.ProcRoot, ev.TID, procinfo.Exec{}).ServiceInfo
 		a.mu.Unlock()
 		slog.Debug("tracing forked child", "parent", ev.PID, "pid", ev.TID)
+		if a.capt.FollowsPython(ev.PID) {
+			go a.attachPython(ev.TID) // a pre-fork server's worker: its own uprobes
+		}
 	case capture.Exit:
 		a.forget(ev.PID, ev.End)
 	}

@@ -131,6 +131,8 @@ func startServer(lang, goBin, service string) (server, error) {
 		c, err = startChild(env, "python3", "e2e/testdata/pyserver.py", "0")
 	case "node":
 		c, err = startChild(env, "node", "e2e/testdata/nodechain/server.js", "0", "http")
+	case "fastapi":
+		c, err = startChild(env, "/usr/bin/python3", "e2e/testdata/pychain.py", "0", "fastapi")
 	default:
 		return server{}, fmt.Errorf("no server for %q", lang)
 	}

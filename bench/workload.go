@@ -10,7 +10,7 @@ import (
 // Go back server, driven by wrk (saturation) or by the fixed-rate generator.
 type workload struct {
 	name      string
-	front     string // "go", "python", "node" or "nginx" (a proxy: no /call)
+	front     string // "go", "python", "node", "fastapi" or "nginx" (a proxy: no /call)
 	rate      int    // 0: saturation with wrk
 	wantSpans int    // front SERVER + front CLIENT + back SERVER
 	agentArgs []string
@@ -26,6 +26,11 @@ func workloads(cfg config) []workload {
 		// without: the helper's cost side by side.
 		{name: "node-saturation", front: "node", wantSpans: 3},
 		{name: "node-nohelper-saturation", front: "node", wantSpans: 3, agentArgs: []string{"--no-runtime-helpers"}},
+		// FastAPI async endpoint on uvicorn, aiohttp client on a keep-alive
+		// pool of 4, with its contexts followed (uprobes on every Context
+		// copy and free) and without.
+		{name: "fastapi-saturation", front: "fastapi", wantSpans: 3},
+		{name: "fastapi-nohelper-saturation", front: "fastapi", wantSpans: 3, agentArgs: []string{"--no-runtime-helpers"}},
 		// nginx proxy_pass with upstream keep-alive as the first hop: the
 		// ngx_chain_writer uprobe links each upstream request.
 		{name: "nginx-saturation", front: "nginx", wantSpans: 3},
@@ -33,7 +38,8 @@ func workloads(cfg config) []workload {
 }
 
 func workloadNames(rate int) []string {
-	return []string{"go-saturation", "go-" + rateName(rate), "python-saturation", "node-saturation", "node-nohelper-saturation", "nginx-saturation", "unselected"}
+	return []string{"go-saturation", "go-" + rateName(rate), "python-saturation", "node-saturation", "node-nohelper-saturation",
+		"fastapi-saturation", "fastapi-nohelper-saturation", "nginx-saturation", "unselected"}
 }
 
 func rateName(rate int) string {
@@ -79,8 +85,8 @@ func runOnce(cfg config, w workload, goServer string, rcv *receiver, withAgent b
 			return s, err
 		}
 		defer a.kill() // no-op once stopped
-		if w.front == "node" && len(w.agentArgs) == 0 {
-			if _, err := a.waitFor("node helper loaded", 15*time.Second); err != nil {
+		if ready := map[string]string{"node": "node helper loaded", "fastapi": "python contexts followed"}[w.front]; ready != "" && len(w.agentArgs) == 0 {
+			if _, err := a.waitFor(ready, 15*time.Second); err != nil {
 				return s, err
 			}
 		}

@@ -36,8 +36,8 @@ struct conn_key {
 
 struct conn_req {
 	struct srv_ctx c;
-	__u32 token; /* the runtime's name for the request (0: not named) */
-	__u32 _pad;
+	__u32 token;      /* the runtime's name for the request (0: not named) */
+	__u32 unanswered; /* requests read and not yet answered on the connection */
 };
 
 struct {
@@ -67,27 +67,30 @@ static __always_inline __u64 sock_cookie(struct sock *sk)
 }
 
 /* After a read on server connection sk: when it decided the ids of a new
- * request there (the thread now serves it), the connection serves it. */
-static __always_inline void bind_note_request(__u64 sk, __u8 state)
+ * request there (the thread now serves it), the connection serves it.
+ * Returns whether it did. */
+static __always_inline int bind_note_request(__u64 sk, __u8 state)
 {
 	if (!(state & TRACE_BIND))
-		return;
+		return 0;
 	struct ctx_key k;
 	current_ctx_key(&k, state);
 	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
 	if (!cur || !cur->valid || cur->sock != sk)
-		return;
+		return 0;
 	struct conn_key ck = {.pid = k.pid, .id = sk};
 	struct conn_req *old = bpf_map_lookup_elem(&conn_reqs, &ck);
 	if (old && *(__u64 *)old->c.span_id == *(__u64 *)cur->span_id)
-		return; /* the same request (a later read of it) */
+		return 0; /* the same request (a later read of it) */
 	__u32 zero = 0;
 	struct conn_req *nv = bpf_map_lookup_elem(&conn_req_scratch, &zero);
 	if (!nv)
-		return;
+		return 0;
 	nv->c = *cur;
 	nv->token = 0;
+	nv->unanswered = (old && old->unanswered < 255 ? old->unanswered : 0) + 1;
 	bpf_map_update_elem(&conn_reqs, &ck, nv, BPF_ANY);
+	return 1;
 }
 
 /* A response starts on sk: its request is answered (its ids stay, for
@@ -98,8 +101,11 @@ static __always_inline void bind_note_response(__u64 sk, __u8 state)
 		return;
 	struct conn_key ck = {.pid = bpf_get_current_pid_tgid() >> 32, .id = sk};
 	struct conn_req *cr = bpf_map_lookup_elem(&conn_reqs, &ck);
-	if (cr)
+	if (cr) {
 		cr->c.valid = 0;
+		if (cr->unanswered)
+			cr->unanswered--;
+	}
 }
 
 /* The request the binder proved client socket sk's writes serve, or NULL:

@@ -18,6 +18,7 @@
 #include "inject.h"
 #include "gohttp.h"
 #include "bind.h"
+#include "python.h"
 #include "h2.h"
 
 /* Set by the agent before load. */
@@ -110,8 +111,11 @@ static __always_inline int send_first_buf(__u64 iovp, __u64 *base, __u64 *len)
  * is a client call of that request (context, maybe a traceparent plan).
  * Decided from the first bytes (SEND_HEAD) where they suffice: only a
  * request start that gets a plan reads up to HDR_SCAN bytes. */
-static __always_inline void prepare_send(struct task_struct *task, struct io_args *a, __u64 count_arg)
+__attribute__((noinline)) int prepare_send(struct io_args *a, __u64 count_arg)
 {
+	if (!a)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct ctx_key k;
 	current_ctx_key(&k, a->state);
 	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
@@ -119,20 +123,23 @@ static __always_inline void prepare_send(struct task_struct *task, struct io_arg
 		cur = go_client_ctx(&k); /* net/http writes from its writeLoop goroutine */
 	__u64 iovp, iovcnt;
 	if (!send_iovs(a, &iovp, &iovcnt))
-		return;
+		return 0;
 	if (kafka_inject_enabled &&
 	    kafka_plan_send(a->fd, a->ptr, count_arg, iovp, iovcnt, cur, &a->ctx))
-		return; /* a Kafka Produce: its PRODUCER span, served or not */
+		return 0; /* a Kafka Produce: its PRODUCER span, served or not */
 	struct sock *sk = task_sock_of_fd(task, a->fd);
 	__u64 base = a->ptr, len = count_arg;
 	if (!sk || !send_first_buf(iovp, &base, &len))
-		return;
+		return 0;
 	if (a->state & TRACE_BIND) {
-		/* What the binder proved wins (bind.h); else the thread's request,
+		/* What the binder proved wins (bind.h, python.h); else the thread's request,
 		 * with its guards (Node's HTTP/2 sessions write beneath the
 		 * tracker; a grpc-js server's requests are not named). */
 		struct srv_ctx *b = bound_request(k.pid, sk);
-		if (b)
+		int none = 0;
+		if (!b)
+			b = py_bound_request(k.pid, k.tid, &none); /* python.h */
+		if (b || none)
 			cur = b;
 	}
 	__u32 n = len > HDR_SCAN ? HDR_SCAN : (__u32)len;
@@ -140,31 +147,32 @@ static __always_inline void prepare_send(struct task_struct *task, struct io_arg
 	__u8 head[32] = {}; /* a power of two above SEND_HEAD: the mask bounds the read */
 	asm volatile("" : "+r"(hn)); /* keeps the mask (clang knows hn <= SEND_HEAD) */
 	if (bpf_probe_read_user(head, hn & (sizeof(head) - 1), (void *)base))
-		return;
+		return 0;
 	if (is_response_start(head, n))
-		return; /* answering the request it serves, not a call (nor HTTP/2) */
+		return 0; /* answering the request it serves, not a call (nor HTTP/2) */
 	int usable = ctx_usable(cur);
 	int h1_request = is_request_start(head, n);
 	if (!usable && !h1_request && !h2_head_matters(head, hn))
-		return; /* the common case: not serving anything */
+		return 0; /* the common case: not serving anything */
 	if ((usable || h2_head_matters(head, hn)) &&
 	    h2_prepare_send((__u64)sk, sk, cur, base, len, head, hn, iovp,
 			    iovcnt > MAX_IOV ? MAX_IOV : (__u32)iovcnt, &a->ctx))
-		return; /* HTTP/2: h2.h */
+		return 0; /* HTTP/2: h2.h */
 	if (!h1_request) {
 		if (usable)
 			client_ctx(cur, &a->ctx);
-		return;
+		return 0;
 	}
 	/* An HTTP/1 request: read whole headers even when not serving one, as
 	 * a forwarded traceparent names the request served (http_send.h). */
 	__u32 zero = 0;
 	struct data_event *ev = bpf_map_lookup_elem(&scratch, &zero);
 	if (!ev)
-		return;
+		return 0;
 	if (bpf_probe_read_user(ev->data, n & (HDR_SCAN * 2 - 1), (void *)base))
-		return;
+		return 0;
 	plan_http1_send(ev->data, n, sk, usable ? cur : NULL, &a->ctx);
+	return 0;
 }
 
 /* a's fields from the syscall's arguments in regs, which a read's exit
@@ -195,21 +203,45 @@ static __always_inline int enter_send(struct pt_regs *regs, __u8 kind)
 		return 0;
 	if (compat_syscall(regs, task))
 		return 0;
-	struct io_args a = {.start_ns = bpf_ktime_get_ns()};
-	__u64 count_arg = io_args_init(&a, regs, state, kind, DIR_SEND);
-	prepare_send(task, &a, count_arg);
-	struct io_args *ap = bpf_task_storage_get(&active_io, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (ap)
-		*ap = a;
-	else
+	/* Planned in place: an io_args on this program's stack would count
+	 * against the 512 bytes that every call chain below shares. */
+	struct io_args *a = bpf_task_storage_get(&active_io, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a) {
 		count(CNT_ARGS_DROPS);
+		return 0;
+	}
+	__builtin_memset(a, 0, sizeof(*a));
+	a->start_ns = bpf_ktime_get_ns();
+	__u64 count_arg = io_args_init(a, regs, state, kind, DIR_SEND);
+	prepare_send(a, count_arg);
+	return 0;
+}
+
+/* The protocols' view of a read, global functions: each keeps its stack
+ * out of emit_io's (the call chains below a program share 512 bytes). */
+__attribute__((noinline)) int h2_recv_event(struct data_event *ev, __u32 got, __u32 ret, __u8 state)
+{
+	if (!ev)
+		return 0;
+	return h2_on_recv(ev->data, got, ret, ev->hdr.sock_id, state, &ev->hdr.ctx);
+}
+
+__attribute__((noinline)) int http_recv_event(struct data_event *ev, __u32 got, __u8 state)
+{
+	if (!ev)
+		return 0;
+	__u64 sk = ev->hdr.sock_id;
+	on_request_read(ev->data, got, sk, state, starts_request(sk, ev->data, got), &ev->hdr.ctx);
 	return 0;
 }
 
 /* The data event of an I/O syscall that moved ret > 0 bytes on a's fd, if
  * that is a TCP socket. a->start_ns 0: the syscall's exit (a read). */
-static __always_inline int emit_io(struct task_struct *task, __u64 id, struct io_args *a, long ret)
+__attribute__((noinline)) int emit_io(struct io_args *a, __u64 id, long ret)
 {
+	if (!a)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct sock *sk = task_sock_of_fd(task, a->fd);
 	if (!sk)
 		return 0;
@@ -242,18 +274,17 @@ static __always_inline int emit_io(struct task_struct *task, __u64 id, struct io
 	ev->hdr.captured = got;
 	read_conn_addr(sk, &ev->hdr.addr);
 	ev->hdr.ctx = a->ctx;
-	if (a->dir == DIR_RECV && !h2_on_recv(ev->data, got, (__u32)ret, (__u64)sk, a->state, &ev->hdr.ctx)) {
-		on_request_read(ev->data, got, (__u64)sk, a->state, starts_request((__u64)sk, ev->data, got),
-				&ev->hdr.ctx);
+	if (a->dir == DIR_RECV && !h2_recv_event(ev, got, (__u32)ret, a->state)) {
+		http_recv_event(ev, got, a->state);
 		note_lone_byte((__u64)sk, ev->data, got);
-		bind_note_request((__u64)sk, a->state);
-	}
-	else if (a->dir == DIR_SEND && is_response_start(ev->data, got)) {
+		if (bind_note_request((__u64)sk, a->state))
+			py_note_read(ev->hdr.sock_id);
+	} else if (a->dir == DIR_SEND && is_response_start(ev->data, got)) {
 		on_response_write((__u64)sk, a->state);
 		bind_note_response((__u64)sk, a->state);
-	}
-	else if (a->dir == DIR_SEND)
+	} else if (a->dir == DIR_SEND) {
 		h2_on_send(ev->data, got, (__u64)sk, a->state);
+	}
 
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))
@@ -265,20 +296,19 @@ static __always_inline int emit_io(struct task_struct *task, __u64 id, struct io
 	return 0;
 }
 
-/* A send's arguments, saved by its entry; 0 when there is nothing to emit. */
-static __always_inline int send_args(struct task_struct *task, __u64 id, long ret, struct io_args *a)
+/* A send's arguments, saved by its entry (the caller clears their state
+ * after emitting); NULL when there is nothing to emit. */
+static __always_inline struct io_args *send_args(struct task_struct *task, __u64 id, long ret)
 {
 	/* sys_exit runs for every I/O syscall on the node: a task that never
 	 * had local storage (every thread of an untraced process) cannot have
 	 * saved arguments, and is let go after one helper call (helper calls
 	 * are the cost here). */
 	if (!task->bpf_storage)
-		return 0;
-	struct io_args *ap = bpf_task_storage_get(&active_io, task, 0, 0);
-	if (!ap || !ap->state)
-		return 0;
-	*a = *ap;
-	ap->state = 0;
+		return NULL;
+	struct io_args *a = bpf_task_storage_get(&active_io, task, 0, 0);
+	if (!a || !a->state)
+		return NULL;
 	if (a->ctx.kind == CTX_CLIENT) {
 		struct inject_plan *p = bpf_map_lookup_elem(&inject_plans, &id);
 		if (p) {
@@ -289,40 +319,60 @@ static __always_inline int send_args(struct task_struct *task, __u64 id, long re
 		kafka_plan_finish(id, &a->ctx);
 	}
 	h2_send_done(id, ret, &a->ctx);
-	return ret > 0;
+	if (ret <= 0)
+		a->state = 0;
+	return ret > 0 ? a : NULL;
 }
+
+/* A read's arguments, per CPU: not on the stack (see enter_send). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct io_args);
+} read_io SEC(".maps");
 
 /* A read's arguments at its exit: they are still in pt_regs (syscalls.h),
  * so a read needs no entry program. Its start is its exit: a read may
  * block long before the bytes come (the probes take a read's arrival from
- * its end anyway). 0 when there is nothing to emit. */
-static __always_inline int read_args(struct pt_regs *regs, struct task_struct *task, __u8 kind, struct io_args *a)
+ * its end anyway). NULL when there is nothing to emit. */
+static __always_inline struct io_args *read_args(struct pt_regs *regs, struct task_struct *task, __u8 kind)
 {
 	__u8 state = trace_state(task->tgid);
 	if (!state || compat_syscall(regs, task))
-		return 0;
+		return NULL;
+	__u32 zero = 0;
+	struct io_args *a = bpf_map_lookup_elem(&read_io, &zero);
+	if (!a)
+		return NULL;
+	__builtin_memset(a, 0, sizeof(*a));
 	io_args_init(a, regs, state, kind, DIR_RECV);
-	return 1;
+	return a;
 }
 
 static __always_inline void emit_ctl(void *ring, __u8 type, __u32 pid, __u32 tid, __s32 fd,
 				     __u64 sock_id, __u32 len)
 {
-	struct event_hdr e = {
-		.type = type,
-		.pid = pid,
-		.tid = tid,
-		.fd = fd,
-		.sock_id = sock_id,
-		.len = len,
-	};
-	e.start_ns = e.end_ns = bpf_ktime_get_ns();
 	/* A close on the data ring follows the data ring's wakeup policy: with
 	 * the default (wake a caught-up reader) every close woke the agent,
 	 * ~3 wakeups per request of a server that closes its connections. */
 	int data = ring == (void *)&events;
-	if (bpf_ringbuf_output(ring, &e, sizeof(e), data ? data_wakeup_flags(sizeof(e)) : 0))
+	/* Filled in the ring, not on the stack: the header is a quarter of
+	 * the 512 bytes the sys_enter/sys_exit call chains share. */
+	struct event_hdr *e = bpf_ringbuf_reserve(ring, sizeof(*e), 0);
+	if (!e) {
 		count(data ? CNT_DATA_DROPS : CNT_CTL_DROPS);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = type;
+	e->pid = pid;
+	e->tid = tid;
+	e->fd = fd;
+	e->sock_id = sock_id;
+	e->len = len;
+	e->start_ns = e->end_ns = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(e, data ? data_wakeup_flags(sizeof(*e)) : 0);
 }
 
 /* Close of a traced socket: ordered with its data on the same ring so the
@@ -330,7 +380,8 @@ static __always_inline void emit_ctl(void *ring, __u8 type, __u32 pid, __u32 tid
 static __always_inline int enter_close(struct pt_regs *regs)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!trace_state(id >> 32) || compat_syscall(regs, bpf_get_current_task_btf()))
+	__u8 state = trace_state(id >> 32);
+	if (!state || compat_syscall(regs, bpf_get_current_task_btf()))
 		return 0;
 	__u64 args[3];
 	syscall_args(regs, args);
@@ -341,6 +392,11 @@ static __always_inline int enter_close(struct pt_regs *regs)
 	emit_ctl(&events, EV_CLOSE, id >> 32, (__u32)id, fd, (__u64)sk, 0);
 	__u64 key = (__u64)sk;
 	bpf_map_delete_elem(&h2_socks, &key);
+	if (state & TRACE_BIND) {
+		/* its requests end with it (a sock reused starts with none) */
+		struct conn_key ck = {.pid = id >> 32, .id = key};
+		bpf_map_delete_elem(&conn_reqs, &ck);
+	}
 	return 0;
 }
 
@@ -447,6 +503,9 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		break;
 	case NR_listen:
 		return exit_listen(ret);
+	case NR_accept:
+	case NR_accept4:
+		return exit_accept(ret);
 	default:
 		return 0;
 	}
@@ -454,10 +513,12 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		return 0; /* a read that moved nothing (EAGAIN, EOF): a compare */
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 id = (__u64)task->tgid << 32 | (__u32)task->pid; /* bpf_get_current_pid_tgid() */
-	struct io_args a = {};
-	if (kind == IO_SEND ? !send_args(task, id, ret, &a) : !read_args(regs, task, kind, &a))
+	struct io_args *a = kind == IO_SEND ? send_args(task, id, ret) : read_args(regs, task, kind);
+	if (!a)
 		return 0;
-	return emit_io(task, id, &a, ret);
+	emit_io(a, id, ret);
+	a->state = 0; /* a send's saved arguments are used up */
+	return 0;
 }
 
 /* An exec event carries the program's path and argv: the agent decides
@@ -477,8 +538,10 @@ int on_exec(struct trace_event_raw_sched_process_exec *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
 	__u8 *st = bpf_map_lookup_elem(&traced_pids, &tgid);
-	if (st)
+	if (st) {
 		*st &= ~TRACE_BIND; /* a new program: its binder (if any) is the agent's to set again */
+		bpf_map_delete_elem(&py_procs, &tgid);
+	}
 	if (!watch_exec)
 		return 0;
 	/* Capture from the first syscall; the agent confirms or drops it. */

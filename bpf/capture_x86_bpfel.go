@@ -31,10 +31,10 @@ type CaptureConnKey struct {
 }
 
 type CaptureConnReq struct {
-	_     structs.HostLayout
-	C     CaptureSrvCtx
-	Token uint32
-	Pad   uint32
+	_          structs.HostLayout
+	C          CaptureSrvCtx
+	Token      uint32
+	Unanswered uint32
 }
 
 type CaptureCtxKey struct {
@@ -78,12 +78,7 @@ type CaptureFwdKey struct {
 
 type CaptureFwdScratch struct {
 	_  structs.HostLayout
-	Vb struct {
-		_     structs.HostLayout
-		B     [64]uint8
-		Avail uint32
-		Pad   uint32
-	}
+	Vb CaptureValueBuf
 	Tp CaptureTraceCtx
 	K  CaptureFwdKey
 }
@@ -231,6 +226,57 @@ type CapturePconnKey struct {
 	Pc  uint64
 }
 
+type CapturePyBind struct {
+	_     structs.HostLayout
+	Kind  uint32
+	Pad   uint32
+	Sk    uint64
+	Ident uint64
+	C     CaptureSrvCtx
+}
+
+type CapturePyCkey struct {
+	_   structs.HostLayout
+	Pid uint32
+	Gen uint32
+	Ctx uint64
+}
+
+type CapturePyProc struct {
+	_           structs.HostLayout
+	Runtime     uint64
+	Gen         uint32
+	InterpHead  uint16
+	ThreadsHead uint16
+	TsNext      uint16
+	TsTid       uint16
+	TsCtx       uint16
+	TsCtxVer    uint16
+}
+
+type CapturePyStep struct {
+	_     structs.HostLayout
+	Gen   uint32
+	Pad   uint32
+	Ctx   uint64
+	Ver   uint64
+	Sk    uint64
+	Ident uint64
+}
+
+type CapturePyTkey struct {
+	_   structs.HostLayout
+	Pid uint32
+	Tid uint32
+}
+
+type CapturePyTstate struct {
+	_   structs.HostLayout
+	Ts  uint64
+	Gen uint32
+	Pad uint32
+}
+
 type CaptureSentinelParse struct {
 	_    structs.HostLayout
 	B    [64]int8
@@ -268,6 +314,13 @@ type CaptureTraceCtx struct {
 	Pad        [5]uint8
 }
 
+type CaptureValueBuf struct {
+	_     structs.HostLayout
+	B     [64]uint8
+	Avail uint32
+	Pad   uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -296,10 +349,18 @@ const (
 	CaptureMapLoneByte            = "lone_byte"
 	CaptureMapPconnCtx            = "pconn_ctx"
 	CaptureMapPlanScratch         = "plan_scratch"
+	CaptureMapPyAcceptSteps       = "py_accept_steps"
+	CaptureMapPyBinds             = "py_binds"
+	CaptureMapPyProcs             = "py_procs"
+	CaptureMapPyReadSteps         = "py_read_steps"
+	CaptureMapPyScratch           = "py_scratch"
+	CaptureMapPyTstates           = "py_tstates"
+	CaptureMapReadIo              = "read_io"
 	CaptureMapScratch             = "scratch"
 	CaptureMapSentinelScratch     = "sentinel_scratch"
 	CaptureMapServerCtx           = "server_ctx"
 	CaptureMapTracedPids          = "traced_pids"
+	CaptureMapValueScratch        = "value_scratch"
 	CaptureProgGoRoundtrip        = "go_roundtrip"
 	CaptureProgGoWriteloop        = "go_writeloop"
 	CaptureProgInjectTraceparent  = "inject_traceparent"
@@ -310,6 +371,8 @@ const (
 	CaptureProgOnSysEnter         = "on_sys_enter"
 	CaptureProgOnSysExit          = "on_sys_exit"
 	CaptureProgPassReceived       = "pass_received"
+	CaptureProgPyContextCopied    = "py_context_copied"
+	CaptureProgPyContextFreed     = "py_context_freed"
 	CaptureProgSigusr1Handler     = "sigusr1_handler"
 	CaptureProgTrackClientSockets = "track_client_sockets"
 	CaptureVarCaptureSize         = "capture_size"
@@ -374,6 +437,8 @@ type CaptureProgramSpecs struct {
 	OnSysEnter         *ebpf.ProgramSpec `ebpf:"on_sys_enter"`
 	OnSysExit          *ebpf.ProgramSpec `ebpf:"on_sys_exit"`
 	PassReceived       *ebpf.ProgramSpec `ebpf:"pass_received"`
+	PyContextCopied    *ebpf.ProgramSpec `ebpf:"py_context_copied"`
+	PyContextFreed     *ebpf.ProgramSpec `ebpf:"py_context_freed"`
 	Sigusr1Handler     *ebpf.ProgramSpec `ebpf:"sigusr1_handler"`
 	TrackClientSockets *ebpf.ProgramSpec `ebpf:"track_client_sockets"`
 }
@@ -406,10 +471,18 @@ type CaptureMapSpecs struct {
 	LoneByte        *ebpf.MapSpec `ebpf:"lone_byte"`
 	PconnCtx        *ebpf.MapSpec `ebpf:"pconn_ctx"`
 	PlanScratch     *ebpf.MapSpec `ebpf:"plan_scratch"`
+	PyAcceptSteps   *ebpf.MapSpec `ebpf:"py_accept_steps"`
+	PyBinds         *ebpf.MapSpec `ebpf:"py_binds"`
+	PyProcs         *ebpf.MapSpec `ebpf:"py_procs"`
+	PyReadSteps     *ebpf.MapSpec `ebpf:"py_read_steps"`
+	PyScratch       *ebpf.MapSpec `ebpf:"py_scratch"`
+	PyTstates       *ebpf.MapSpec `ebpf:"py_tstates"`
+	ReadIo          *ebpf.MapSpec `ebpf:"read_io"`
 	Scratch         *ebpf.MapSpec `ebpf:"scratch"`
 	SentinelScratch *ebpf.MapSpec `ebpf:"sentinel_scratch"`
 	ServerCtx       *ebpf.MapSpec `ebpf:"server_ctx"`
 	TracedPids      *ebpf.MapSpec `ebpf:"traced_pids"`
+	ValueScratch    *ebpf.MapSpec `ebpf:"value_scratch"`
 }
 
 // CaptureVariableSpecs contains global variables before they are loaded into the kernel.
@@ -470,10 +543,18 @@ type CaptureMaps struct {
 	LoneByte        *ebpf.Map `ebpf:"lone_byte"`
 	PconnCtx        *ebpf.Map `ebpf:"pconn_ctx"`
 	PlanScratch     *ebpf.Map `ebpf:"plan_scratch"`
+	PyAcceptSteps   *ebpf.Map `ebpf:"py_accept_steps"`
+	PyBinds         *ebpf.Map `ebpf:"py_binds"`
+	PyProcs         *ebpf.Map `ebpf:"py_procs"`
+	PyReadSteps     *ebpf.Map `ebpf:"py_read_steps"`
+	PyScratch       *ebpf.Map `ebpf:"py_scratch"`
+	PyTstates       *ebpf.Map `ebpf:"py_tstates"`
+	ReadIo          *ebpf.Map `ebpf:"read_io"`
 	Scratch         *ebpf.Map `ebpf:"scratch"`
 	SentinelScratch *ebpf.Map `ebpf:"sentinel_scratch"`
 	ServerCtx       *ebpf.Map `ebpf:"server_ctx"`
 	TracedPids      *ebpf.Map `ebpf:"traced_pids"`
+	ValueScratch    *ebpf.Map `ebpf:"value_scratch"`
 }
 
 func (m *CaptureMaps) Close() error {
@@ -502,10 +583,18 @@ func (m *CaptureMaps) Close() error {
 		m.LoneByte,
 		m.PconnCtx,
 		m.PlanScratch,
+		m.PyAcceptSteps,
+		m.PyBinds,
+		m.PyProcs,
+		m.PyReadSteps,
+		m.PyScratch,
+		m.PyTstates,
+		m.ReadIo,
 		m.Scratch,
 		m.SentinelScratch,
 		m.ServerCtx,
 		m.TracedPids,
+		m.ValueScratch,
 	)
 }
 
@@ -537,6 +626,8 @@ type CapturePrograms struct {
 	OnSysEnter         *ebpf.Program `ebpf:"on_sys_enter"`
 	OnSysExit          *ebpf.Program `ebpf:"on_sys_exit"`
 	PassReceived       *ebpf.Program `ebpf:"pass_received"`
+	PyContextCopied    *ebpf.Program `ebpf:"py_context_copied"`
+	PyContextFreed     *ebpf.Program `ebpf:"py_context_freed"`
 	Sigusr1Handler     *ebpf.Program `ebpf:"sigusr1_handler"`
 	TrackClientSockets *ebpf.Program `ebpf:"track_client_sockets"`
 }
@@ -553,6 +644,8 @@ func (p *CapturePrograms) Close() error {
 		p.OnSysEnter,
 		p.OnSysExit,
 		p.PassReceived,
+		p.PyContextCopied,
+		p.PyContextFreed,
 		p.Sigusr1Handler,
 		p.TrackClientSockets,
 	)

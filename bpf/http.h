@@ -457,35 +457,45 @@ static __always_inline void remember_incoming(const struct trace_ctx *c)
 
 /* Fills the request's context from what the header scan found: the
  * incoming traceparent (and tracestate), or a new root. */
+/* The value decide_ctx parses, per CPU: off the stack, which the read
+ * path's call chain shares with the HTTP/2 walk (see emit_io). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct value_buf);
+} value_scratch SEC(".maps");
+
 static __always_inline void decide_ctx(const __u8 *data, struct hdr_scan *s, struct trace_ctx *out,
 				       struct srv_ctx *nv)
 {
-	struct trace_ctx c = {};
-	c.kind = CTX_SERVER;
-	struct value_buf vb;
-	if (s->st.tp_off)
-		copy_value(&vb, data, s->st.n, s->st.tp_off);
-	if (s->st.tp_off && parse_traceparent(&vb, &c)) {
-		c.ctx_flags = CTXF_HAS_PARENT;
+	struct trace_ctx *c = out; /* built in place: it is the event's */
+	__builtin_memset(c, 0, sizeof(*c));
+	c->kind = CTX_SERVER;
+	__u32 zero = 0;
+	struct value_buf *vb = bpf_map_lookup_elem(&value_scratch, &zero);
+	if (vb && s->st.tp_off)
+		copy_value(vb, data, s->st.n, s->st.tp_off);
+	if (vb && s->st.tp_off && parse_traceparent(vb, c)) {
+		c->ctx_flags = CTXF_HAS_PARENT;
 		if (!parent_based)
-			c.trace_flags = sample(c.trace_id);
+			c->trace_flags = sample(c->trace_id);
 	} else {
-		__builtin_memset(c.parent_id, 0, 8);
-		random_bytes(c.trace_id, 4);
-		c.trace_flags = sample(c.trace_id);
+		__builtin_memset(c->parent_id, 0, 8);
+		random_bytes(c->trace_id, 4);
+		c->trace_flags = sample(c->trace_id);
 	}
-	random_bytes(c.span_id, 2);
-	*out = c;
-	if (c.ctx_flags & CTXF_HAS_PARENT)
-		remember_incoming(&c);
+	random_bytes(c->span_id, 2);
+	if (c->ctx_flags & CTXF_HAS_PARENT)
+		remember_incoming(c);
 
-	__builtin_memcpy(nv->trace_id, c.trace_id, 16);
-	__builtin_memcpy(nv->span_id, c.span_id, 8);
-	nv->trace_flags = c.trace_flags;
+	__builtin_memcpy(nv->trace_id, c->trace_id, 16);
+	__builtin_memcpy(nv->span_id, c->span_id, 8);
+	nv->trace_flags = c->trace_flags;
 	nv->valid = 1;
 	nv->hdr_pending = 0;
 	nv->ts_len = 0;
-	if (s->st.ts_off && (c.ctx_flags & CTXF_HAS_PARENT)) {
+	if (s->st.ts_off && (c->ctx_flags & CTXF_HAS_PARENT)) {
 		__u32 off = s->st.ts_off;
 #pragma unroll
 		for (int k2 = 0; k2 < 2; k2++)
@@ -560,9 +570,11 @@ static __always_inline void on_response_write(__u64 sk, __u8 state)
 
 volatile const __u8 inject_enabled = 0;
 
+/* Branch-free (v < 16): a branch per digit, unrolled over 48 digits,
+ * spilled enough registers to fill half of the 512-byte stack. */
 static __always_inline __u8 hexdigit(__u8 v)
 {
-	return v < 10 ? '0' + v : 'a' + v - 10;
+	return '0' + v + (((9 - (__s32)v) >> 31) & ('a' - '0' - 10));
 }
 
 static __always_inline void put_hex(__u8 *dst, const __u8 *src, int len)

@@ -22,6 +22,8 @@
 #define NR_sendmsg 46
 #define NR_recvmsg 47
 #define NR_listen 50
+#define NR_accept 43
+#define NR_accept4 288
 #define NR_access 21
 #define NR_faccessat 269
 #define NR_faccessat2 439
@@ -55,6 +57,8 @@ static __always_inline long syscall_nr(struct pt_regs *r)
 #define NR_readv 65
 #define NR_writev 66
 #define NR_listen 201
+#define NR_accept 202
+#define NR_accept4 242
 #define NR_faccessat 48
 #define NR_faccessat2 439
 #define NR_sendto 206

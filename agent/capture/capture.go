@@ -126,8 +126,12 @@ type Capture struct {
 
 	fionread FIONREADCheck // start-up self-test, with injection
 
-	exeMu sync.Mutex
-	exes  map[exeKey]error // executables given a set of uprobes
+	exeMu   sync.Mutex
+	exes    map[exeKey]error       // executables given a set of uprobes
+	pidLnks map[uint32][]link.Link // uprobes of one process (AttachPython)
+	pyGen   uint32
+	// detaching: uprobes being closed aside (Close waits for them)
+	detaching sync.WaitGroup
 }
 
 // Load loads and attaches the capture programs.
@@ -213,8 +217,8 @@ func (c *Capture) attach(spec *ebpf.CollectionSpec) error {
 				Name: strings.TrimPrefix(sec, "raw_tracepoint/"), Program: prog})
 		case sec == "sockops" || sec == "sk_msg" || strings.HasPrefix(sec, "sk_skb"):
 			continue // injection: attached by attachInjection when enabled
-		case strings.HasPrefix(sec, "uprobe/"):
-			continue // per executable: AttachGo, AttachNginx
+		case strings.HasPrefix(sec, "uprobe/") || strings.HasPrefix(sec, "uretprobe/"):
+			continue // per executable (AttachGo, AttachNginx) or process (AttachPython)
 		case sec == "syscall":
 			continue // run on demand
 		default:
@@ -248,6 +252,7 @@ const (
 // Untrack deselects a process; missing entries are not an error.
 func (c *Capture) Untrack(pid uint32) error {
 	err := c.pids.Delete(pid)
+	c.detachProcess(pid) // after: AttachPython checks the pid under the same lock
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		return nil
 	}
@@ -438,9 +443,15 @@ func addrs(a *bpf.CaptureConnAddr) (local, remote netip.AddrPort) {
 // Close detaches and unloads everything. Safe to call more than once.
 func (c *Capture) Close() error {
 	c.once.Do(func() {
+		c.detaching.Wait()
 		c.exeMu.Lock() // attachExe appends links
 		for _, l := range c.links {
 			l.Close()
+		}
+		for _, ls := range c.pidLnks {
+			for _, l := range ls {
+				l.Close()
+			}
 		}
 		c.exeMu.Unlock()
 		if c.data != nil {
