@@ -185,6 +185,7 @@ type runner struct {
 	kube *k8s.Watcher // Kubernetes mode
 	node *nodejs.Helper
 	own  ownConns
+	segs segJoiner // HTTP/2 header segments waiting for their data event
 
 	mu       sync.Mutex
 	tracked  map[uint32]bool
@@ -392,11 +393,15 @@ func (a *runner) onData(ev *capture.Event) {
 			End:       ev.End,
 			Len:       int(ev.Len),
 			Data:      ev.Data,
+			Segs:      a.segs.take(ev),
 			Ctx:       ev.Ctx,
 			Parent:    ev.Parent,
 			Forwarded: ev.Forwarded,
 		})
+	case capture.H2Segs:
+		a.segs.add(ev)
 	case capture.Close:
+		a.segs.forget(ev.SockID)
 		a.conns.Closed(ev.PID, ev.SockID, ev.End)
 	}
 }
@@ -487,7 +492,7 @@ func (a *runner) logStats(msg string) {
 		"events", k.DataEvents, "ring_drops", k.DataDrops, "ctl_drops", k.CtlDrops,
 		"truncated", k.Truncated, "args_drops", k.ArgsDrops,
 		"injected", k.Injected, "inject_failed", k.InjectFailed, "sockhash_full", k.SockhashFull,
-		"forwarded_rewritten", k.Rewritten,
+		"forwarded_rewritten", k.Rewritten, "h2_position_lost", k.H2SegLost,
 		"conns", cs.Conns, "conns_open", open, "conns_ignored", cs.Ignored, "conns_evicted", cs.Evicted)
 	if a.cfg.KafkaInject {
 		kc, err := a.capt.KafkaCounters()

@@ -20,6 +20,7 @@
 #include "bind.h"
 #include "python.h"
 #include "h2.h"
+#include "h2_seg.h"
 
 /* Set by the agent before load. */
 volatile const __u32 capture_size = 4096; /* <= MAX_CAPTURE */
@@ -272,6 +273,7 @@ __attribute__((noinline)) int emit_io(struct io_args *a, __u64 id, long ret)
 	ev->hdr.start_ns = a->start_ns ? a->start_ns : ev->hdr.end_ns;
 	ev->hdr.len = (__u32)ret;
 	ev->hdr.captured = got;
+	ev->hdr.segs = 0;
 	read_conn_addr(sk, &ev->hdr.addr);
 	ev->hdr.ctx = a->ctx;
 	if (a->dir == DIR_RECV && !h2_recv_event(ev, got, (__u32)ret, a->state)) {
@@ -286,6 +288,9 @@ __attribute__((noinline)) int emit_io(struct io_args *a, __u64 id, long ret)
 		h2_on_send(ev->data, got, (__u64)sk, a->state);
 	}
 
+	/* After h2_recv_event (which meets a server's preface), before the
+	 * data event in the ring: the agent joins the segments to it. */
+	h2_segments(ev, a->kind == IO_BUF ? a->ptr : 0, (__u32)ret, a->dir);
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);

@@ -64,6 +64,8 @@ type CaptureEventHdr struct {
 	EndNs    uint64
 	Len      uint32
 	Captured uint32
+	Segs     uint32
+	Pad1     uint32
 	Addr     CaptureConnAddr
 	Ctx      CaptureTraceCtx
 }
@@ -118,6 +120,15 @@ type CaptureH2Sock struct {
 	RxSkip   uint32
 	MaxSid   uint32
 	Pad2     uint32
+	Seg      [2]struct {
+		_    structs.HostLayout
+		Skip uint32
+		Type uint8
+		Hn   uint8
+		Lost uint8
+		Pad  uint8
+		Hdr  [24]uint8
+	}
 }
 
 type CaptureH2Walk struct {
@@ -338,6 +349,7 @@ const (
 	CaptureMapFwdCtx              = "fwd_ctx"
 	CaptureMapFwdScratch          = "fwd_scratch"
 	CaptureMapGoWriter            = "go_writer"
+	CaptureMapH2SegScratch        = "h2_seg_scratch"
 	CaptureMapH2Sends             = "h2_sends"
 	CaptureMapH2Socks             = "h2_socks"
 	CaptureMapH2WalkScratch       = "h2_walk_scratch"
@@ -460,6 +472,7 @@ type CaptureMapSpecs struct {
 	FwdCtx          *ebpf.MapSpec `ebpf:"fwd_ctx"`
 	FwdScratch      *ebpf.MapSpec `ebpf:"fwd_scratch"`
 	GoWriter        *ebpf.MapSpec `ebpf:"go_writer"`
+	H2SegScratch    *ebpf.MapSpec `ebpf:"h2_seg_scratch"`
 	H2Sends         *ebpf.MapSpec `ebpf:"h2_sends"`
 	H2Socks         *ebpf.MapSpec `ebpf:"h2_socks"`
 	H2WalkScratch   *ebpf.MapSpec `ebpf:"h2_walk_scratch"`
@@ -532,6 +545,7 @@ type CaptureMaps struct {
 	FwdCtx          *ebpf.Map `ebpf:"fwd_ctx"`
 	FwdScratch      *ebpf.Map `ebpf:"fwd_scratch"`
 	GoWriter        *ebpf.Map `ebpf:"go_writer"`
+	H2SegScratch    *ebpf.Map `ebpf:"h2_seg_scratch"`
 	H2Sends         *ebpf.Map `ebpf:"h2_sends"`
 	H2Socks         *ebpf.Map `ebpf:"h2_socks"`
 	H2WalkScratch   *ebpf.Map `ebpf:"h2_walk_scratch"`
@@ -572,6 +586,7 @@ func (m *CaptureMaps) Close() error {
 		m.FwdCtx,
 		m.FwdScratch,
 		m.GoWriter,
+		m.H2SegScratch,
 		m.H2Sends,
 		m.H2Socks,
 		m.H2WalkScratch,

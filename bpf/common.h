@@ -26,6 +26,7 @@ enum event_type {
 	EV_EXIT = 4,   /* a selected process exited */
 	EV_FORK = 5,   /* a selected process forked a new process (auto-selected) */
 	EV_LISTEN = 6, /* a process started listening (only when selecting by port) */
+	EV_H2_SEGS = 7, /* HTTP/2 header segments of the data event that follows (h2_seg.h) */
 };
 
 enum direction {
@@ -44,7 +45,8 @@ enum counter {
 	CNT_INJECT_FAILED = 6, /* insertion attempted and undone */
 	CNT_SOCKHASH_FULL = 7, /* a client socket could not join the sockhash */
 	CNT_REWRITTEN = 8,   /* forwarded traceparents given our client span id in place */
-	CNT_MAX = 9,
+	CNT_H2_SEG_LOST = 9, /* an HTTP/2 direction's frame position lost (h2_seg.h) */
+	CNT_MAX = 10,
 };
 
 struct conn_addr {
@@ -107,6 +109,8 @@ struct event_hdr {
 	__u64 end_ns;   /* at syscall exit */
 	__u32 len;      /* bytes the syscall moved (or port for EV_LISTEN, child pid for EV_FORK) */
 	__u32 captured; /* payload bytes that follow */
+	__u32 segs;     /* EV_H2_SEGS: bytes of segment records that follow */
+	__u32 _pad1;
 	struct conn_addr addr;
 	struct trace_ctx ctx; /* EV_DATA only */
 };

@@ -50,6 +50,16 @@ enum h2_role {
 	H2_SERVER = 2, /* read the client preface */
 };
 
+/* One direction's frame position for the header segments (h2_seg.h). */
+struct h2_seg_dir {
+	__u32 skip;   /* payload bytes of the current frame still to come */
+	__u8 type;    /* the current frame's type */
+	__u8 hn;      /* bytes of a frame header split across syscalls, in hdr */
+	__u8 lost;    /* position unknown: no segments in this direction */
+	__u8 _pad;
+	__u8 hdr[24]; /* 9 used; room for a read at any hn < 9 */
+};
+
 struct h2_sock {
 	__u8 role;
 	__u8 no_inject; /* the app sent a traceparent itself, or a partial write lost frame sync */
@@ -58,6 +68,7 @@ struct h2_sock {
 	__u32 rx_skip;  /* bytes of a frame still to be read before the next frame header */
 	__u32 max_sid;  /* highest stream the client opened: a HEADERS frame above opens a request */
 	__u32 _pad2;
+	struct h2_seg_dir seg[2]; /* by DIR_RECV / DIR_SEND */
 };
 
 /* HTTP/2 sockets of traced processes, keyed by struct sock *. */
@@ -451,6 +462,7 @@ static __always_inline int h2_prepare_send(__u64 sk, struct sock *s, struct srv_
 		if (hn < H2_PREFACE_LEN || !h2_is_preface(head))
 			return 0;
 		struct h2_sock nv = {.role = H2_CLIENT};
+		nv.seg[DIR_SEND].skip = H2_PREFACE_LEN; /* h2_seg.h: the preface, then frames */
 		bpf_map_update_elem(&h2_socks, &sk, &nv, BPF_ANY);
 		off = H2_PREFACE_LEN;
 	} else if (hs->no_inject) {
@@ -737,6 +749,9 @@ static __always_inline int h2_on_recv(const __u8 *data, __u32 got, __u32 ret, __
 		if (got < H2_PREFACE_LEN || !h2_is_preface(data))
 			return 0;
 		struct h2_sock nv = {.role = H2_SERVER};
+		/* h2_seg.h walks this read after: the preface, then frames. Its
+		 * writes are taken as frame-aligned from the next one on. */
+		nv.seg[DIR_RECV].skip = H2_PREFACE_LEN;
 		bpf_map_update_elem(&h2_socks, &sk, &nv, BPF_ANY);
 		hs = bpf_map_lookup_elem(&h2_socks, &sk);
 		if (!hs)

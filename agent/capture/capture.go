@@ -5,6 +5,7 @@ package capture
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -53,6 +54,7 @@ const (
 	Exit   Type = 4
 	Fork   Type = 5
 	Listen Type = 6
+	H2Segs Type = 7 // HTTP/2 header segments (Segs) of the next Data event of the socket and thread
 )
 
 // Event is one decoded kernel event. Data is only valid during the handler
@@ -71,8 +73,12 @@ type Event struct {
 	End     time.Time
 	Len     uint32 // bytes moved; for Listen: the port
 	Data    []byte
-	Local   netip.AddrPort
-	Remote  netip.AddrPort
+	// Segs (H2Segs events): for HTTP/2 sockets, frame headers and
+	// non-DATA payloads past the Data of the socket's next event from this
+	// thread (bpf/h2_seg.h); they alias the ring like Data.
+	Segs   []probe.Segment
+	Local  netip.AddrPort
+	Remote netip.AddrPort
 	// Ctx is the trace context the kernel decided for a request read (the
 	// SERVER span's own ids) or written (the CLIENT span's ids, injected
 	// into the request when Injected); Parent is its parent, if any.
@@ -279,6 +285,7 @@ type Counters struct {
 	DataEvents, DataDrops, CtlDrops, Truncated, ArgsDrops uint64
 	Injected, InjectFailed, SockhashFull                  uint64
 	Rewritten                                             uint64 // forwarded traceparents given our span id
+	H2SegLost                                             uint64 // HTTP/2 directions whose frame position the kernel lost
 }
 
 // Counters sums the per-CPU counters.
@@ -296,7 +303,7 @@ func (c *Capture) Counters() (Counters, error) {
 	}
 	var out Counters
 	for i, dst := range []*uint64{&out.DataEvents, &out.DataDrops, &out.CtlDrops, &out.Truncated, &out.ArgsDrops,
-		&out.Injected, &out.InjectFailed, &out.SockhashFull, &out.Rewritten} {
+		&out.Injected, &out.InjectFailed, &out.SockhashFull, &out.Rewritten, &out.H2SegLost} {
 		v, err := get(uint32(i))
 		if err != nil {
 			return out, err
@@ -422,10 +429,29 @@ func (c *Capture) decode(b []byte, ev *Event) error {
 	if ev.Type == Data && h.Ctx.Kind != 0 {
 		decodeCtx(&h.Ctx, ev)
 	}
-	if n := int(h.Captured); n > 0 && hdrSize+n <= len(b) {
+	n := int(h.Captured)
+	if n > 0 && hdrSize+n <= len(b) {
 		ev.Data = b[hdrSize : hdrSize+n]
 	}
+	if h.Segs > 0 && hdrSize+n+int(h.Segs) <= len(b) {
+		ev.Segs = decodeSegs(b[hdrSize+n:hdrSize+n+int(h.Segs)], ev.Segs[:0])
+	}
 	return nil
+}
+
+// decodeSegs reads the kernel's HTTP/2 header segments (bpf/h2_seg.h):
+// records of {offset u32, length u32, bytes}, in offset order. A record
+// that does not fit ends the list.
+func decodeSegs(b []byte, out []probe.Segment) []probe.Segment {
+	for len(b) >= 8 {
+		off, n := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])
+		if int(n) > len(b)-8 {
+			break
+		}
+		out = append(out, probe.Segment{Off: int(off), Data: b[8 : 8+n]})
+		b = b[8+n:]
+	}
+	return out
 }
 
 func addrs(a *bpf.CaptureConnAddr) (local, remote netip.AddrPort) {

@@ -75,11 +75,19 @@ type fed struct {
 // replay feeds a capture as seen by the server (client→server = Recv) or
 // the client (client→server = Send). limit > 0 caps each chunk's capture.
 func replay(recs []probetest.Record, client bool, split probetest.Splitter, limit func(i int, r probetest.Record) int) (*probetest.Driver, []fed) {
+	return replayWith(recs, client, split, limit, nil)
+}
+
+// replayWith is replay with the kernel's HTTP/2 segments (segs) past
+// each chunk's captured prefix.
+func replayWith(recs []probetest.Record, client bool, split probetest.Splitter, limit func(i int, r probetest.Record) int,
+	segs func(probe.Direction, []byte, int) []probe.Segment) (*probetest.Driver, []fed) {
 	conn := serverConn
 	if client {
 		conn.Local, conn.Remote = conn.Remote, conn.Local
 	}
 	d := newDriver(conn)
+	d.Segments = segs
 	var log []fed
 	var off [2]int64
 	for i, r := range recs {

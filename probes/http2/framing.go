@@ -99,11 +99,28 @@ func (d *direction) feed(c *probe.Chunk) {
 		// open block's.)
 		d.blk.from.ctx, d.blk.from.parent = c.Ctx, c.Parent
 	}
+	d.consume(data)
+	// The kernel's segments past the prefix (frame headers, header blocks,
+	// control frames): only DATA payload is skipped between them.
+	pos := len(c.Data)
+	for _, s := range c.Segs {
+		if !d.synced || s.Off < pos || s.Off+len(s.Data) > c.Len {
+			break // out of order or out of range: treat the rest as lost
+		}
+		if s.Off > pos {
+			d.skip(s.Off - pos)
+		}
+		d.consume(s.Data)
+		pos = s.Off + len(s.Data)
+	}
+	if gap := c.Len - pos; gap > 0 && d.synced {
+		d.skip(gap)
+	}
+}
+
+func (d *direction) consume(data []byte) {
 	for len(data) > 0 && d.synced {
 		data = data[d.step(data):]
-	}
-	if gap > 0 && d.synced {
-		d.skip(gap)
 	}
 }
 

@@ -49,6 +49,11 @@ type Chunk struct {
 	// len(Data) <= Len of them (the kernel captures a bounded prefix).
 	Len  int
 	Data []byte
+	// Segs are further known bytes past Data, in offset order: for HTTP/2
+	// sockets the kernel records every frame header and non-DATA payload
+	// (header blocks, control frames) beyond the prefix, so only DATA
+	// payload is ever missing. Other probes can ignore them.
+	Segs []Segment
 	// Ctx is the trace context the kernel decided for the request this
 	// syscall starts: for a request read, the SERVER span's own ids; for a
 	// request written, the CLIENT span's ids (the ones injected into it as
@@ -61,6 +66,12 @@ type Chunk struct {
 	// a request its process received (a proxy passing headers on). Ctx is
 	// then the kernel's client span of that request, not the header's id.
 	Forwarded bool
+}
+
+// Segment is bytes of a syscall at offset Off (from its first byte).
+type Segment struct {
+	Off  int
+	Data []byte
 }
 
 // Truncated reports whether the kernel captured fewer bytes than moved.

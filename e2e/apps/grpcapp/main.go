@@ -6,6 +6,10 @@
 //	grpcapp call ADDR N  N unary health checks against ADDR, then exits
 //	grpcapp par ADDR N   N concurrent health checks on one connection (their
 //	                     HEADERS frames tend to share a write), then exits
+//	grpcapp load ADDR C N PAD  N health checks from C goroutines on one
+//	                     connection, each with PAD bytes of its own metadata
+//	                     (the HPACK table churns, reads and writes carry many
+//	                     streams), then exits
 package main
 
 import (
@@ -15,7 +19,9 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
@@ -23,6 +29,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 )
 
 func main() {
@@ -42,6 +49,29 @@ func main() {
 			fmt.Fprintf(w, "hello %s over %s\n", r.URL.Path, r.Proto)
 		})
 		fail(http.Serve(ln(), h2c.NewHandler(h, &http2.Server{})))
+	case "load":
+		c, _ := strconv.Atoi(os.Args[3])
+		n, _ := strconv.Atoi(os.Args[4])
+		pad, _ := strconv.Atoi(os.Args[5])
+		conn, err := grpc.NewClient(os.Args[2], grpc.WithTransportCredentials(insecure.NewCredentials()))
+		fail(err)
+		defer conn.Close()
+		hc := healthpb.NewHealthClient(conn)
+		var wg sync.WaitGroup
+		var next atomic.Int64
+		for w := 0; w < c; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+					v := strings.Repeat(strconv.FormatInt(i, 36), pad/len(strconv.FormatInt(i, 36))+1)[:pad]
+					ctx := metadata.AppendToOutgoingContext(context.Background(), "x-pad", v)
+					_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+					fail(err)
+				}
+			}()
+		}
+		wg.Wait()
 	case "call", "par":
 		n, _ := strconv.Atoi(os.Args[3])
 		conn, err := grpc.NewClient(os.Args[2], grpc.WithTransportCredentials(insecure.NewCredentials()))

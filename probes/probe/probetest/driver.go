@@ -65,6 +65,9 @@ type Driver struct {
 	Last probe.Chunk
 	// Observe, when set, sees every chunk before the parser does.
 	Observe func(probe.Chunk)
+	// Segments, when set, gives the chunk of b (captured bytes of it in
+	// Data) its Segs, as the kernel would for an HTTP/2 socket.
+	Segments func(dir probe.Direction, b []byte, captured int) []probe.Segment
 }
 
 // NewDriver drives p on its own clock, overwriting data with 'Z'.
@@ -85,12 +88,22 @@ func (d *Driver) Feed(dir probe.Direction, b []byte, captured int, ctx, parent t
 	}
 	start, end = d.Next()
 	c := probe.Chunk{Dir: dir, TID: d.TID, Start: start, End: end, Len: len(b), Data: ring, Ctx: ctx, Parent: parent}
+	if d.Segments != nil {
+		for _, s := range d.Segments(dir, b, captured) {
+			c.Segs = append(c.Segs, probe.Segment{Off: s.Off, Data: append([]byte(nil), s.Data...)})
+		}
+	}
 	if d.Observe != nil {
 		d.Observe(c)
 	}
 	d.keep(d.Parser.Feed(c))
 	for i := range ring {
 		ring[i] = d.Fill
+	}
+	for _, s := range c.Segs { // they alias the ring too
+		for i := range s.Data {
+			s.Data[i] = d.Fill
+		}
 	}
 	d.Last = c
 	return start, end
