@@ -20,6 +20,7 @@
 #include "bind.h"
 #include "python.h"
 #include "h2.h"
+#include "h2_recv.h"
 #include "h2_seg.h"
 
 /* Set by the agent before load. */
