@@ -277,12 +277,16 @@ __attribute__((noinline)) int emit_io(struct io_args *a, __u64 id, long ret)
 	ev->hdr.segs = 0;
 	read_conn_addr(sk, &ev->hdr.addr);
 	ev->hdr.ctx = a->ctx;
-	if (a->dir == DIR_RECV && !h2_recv_event(ev, got, (__u32)ret, a->state)) {
+	/* HTTP/2 or not known yet: h2_segments looks the socket up. A read's
+	 * h2_recv_event says (1: an HTTP/2 socket); an HTTP/1 response is not. */
+	int h2 = 1;
+	if (a->dir == DIR_RECV && !(h2 = h2_recv_event(ev, got, (__u32)ret, a->state))) {
 		http_recv_event(ev, got, a->state);
 		note_lone_byte((__u64)sk, ev->data, got);
 		if (bind_note_request((__u64)sk, a->state))
 			py_note_read(ev->hdr.sock_id);
 	} else if (a->dir == DIR_SEND && is_response_start(ev->data, got)) {
+		h2 = 0;
 		on_response_write((__u64)sk, a->state);
 		bind_note_response((__u64)sk, a->state);
 	} else if (a->dir == DIR_SEND) {
@@ -291,7 +295,8 @@ __attribute__((noinline)) int emit_io(struct io_args *a, __u64 id, long ret)
 
 	/* After h2_recv_event (which meets a server's preface), before the
 	 * data event in the ring: the agent joins the segments to it. */
-	h2_segments(ev, a->kind == IO_BUF ? a->ptr : 0, (__u32)ret, a->dir);
+	if (h2)
+		h2_segments(ev, a->kind == IO_BUF ? a->ptr : 0, (__u32)ret, a->dir);
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);

@@ -48,13 +48,18 @@ struct h2_seg_walk {
 	__u32 full; /* out of room: the rest is not recorded */
 };
 
-/* Sends the records in se, if any. */
+/* Sends the records in se, if any, under the data event's header (copied
+ * here: most syscalls have none to send). */
 static __always_inline void h2_seg_flush(struct h2_seg_walk *w)
 {
 	struct data_event *se = w->se;
 	__u32 n = se->hdr.segs;
 	if (!n)
 		return;
+	se->hdr = w->ev->hdr;
+	se->hdr.type = EV_H2_SEGS;
+	se->hdr.captured = 0;
+	se->hdr.segs = n;
 	__u64 size = sizeof(se->hdr) + n;
 	if (size > sizeof(*se))
 		size = sizeof(*se);
@@ -158,9 +163,6 @@ __attribute__((noinline)) int h2_segments(struct data_event *ev, __u64 buf, __u3
 	struct data_event *se = bpf_map_lookup_elem(&h2_seg_scratch, &zero);
 	if (!se)
 		return 0;
-	se->hdr = ev->hdr;
-	se->hdr.type = EV_H2_SEGS;
-	se->hdr.captured = 0;
 	se->hdr.segs = 0;
 	struct h2_seg_walk w = {.ev = ev, .se = se, .sd = sd, .buf = buf, .ret = ret, .got = ev->hdr.captured};
 	bpf_loop(H2_SEG_STEPS, h2_seg_step, &w, 0);

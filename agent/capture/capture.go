@@ -434,7 +434,7 @@ func (c *Capture) decode(b []byte, ev *Event) error {
 		ev.Data = b[hdrSize : hdrSize+n]
 	}
 	if h.Segs > 0 && hdrSize+n+int(h.Segs) <= len(b) {
-		ev.Segs = decodeSegs(b[hdrSize+n:hdrSize+n+int(h.Segs)], ev.Segs[:0])
+		ev.Segs = decodeSegs(b[hdrSize+n:hdrSize+n+int(h.Segs)])
 	}
 	return nil
 }
@@ -442,7 +442,8 @@ func (c *Capture) decode(b []byte, ev *Event) error {
 // decodeSegs reads the kernel's HTTP/2 header segments (bpf/h2_seg.h):
 // records of {offset u32, length u32, bytes}, in offset order. A record
 // that does not fit ends the list.
-func decodeSegs(b []byte, out []probe.Segment) []probe.Segment {
+func decodeSegs(b []byte) []probe.Segment {
+	var out []probe.Segment
 	for len(b) >= 8 {
 		off, n := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])
 		if int(n) > len(b)-8 {
@@ -471,13 +472,9 @@ func (c *Capture) Close() error {
 	c.once.Do(func() {
 		c.detaching.Wait()
 		c.exeMu.Lock() // attachExe appends links
-		for _, l := range c.links {
-			l.Close()
-		}
+		closeLinks(c.links)
 		for _, ls := range c.pidLnks {
-			for _, l := range ls {
-				l.Close()
-			}
+			closeLinks(ls)
 		}
 		c.exeMu.Unlock()
 		if c.data != nil {

@@ -55,9 +55,7 @@ func (c *Capture) attachProbes(path string, set *exeProbes) error {
 	for _, p := range set.probes {
 		l, err := exe.Uprobe(p.symbol, c.coll.Programs[p.prog], nil)
 		if err != nil {
-			for _, l := range links {
-				l.Close()
-			}
+			closeLinks(links)
 			if errors.Is(err, link.ErrNoSymbol) || errors.Is(err, os.ErrNotExist) {
 				return set.missing
 			}

@@ -43,9 +43,7 @@ func (c *Capture) AttachPython(pid uint32, p PythonProcess) error {
 	}
 	var links []link.Link
 	fail := func(err error) error {
-		for _, l := range links {
-			l.Close()
-		}
+		closeLinks(links)
 		_ = procs.Delete(pid)
 		return err
 	}
@@ -69,17 +67,12 @@ func (c *Capture) AttachPython(pid uint32, p PythonProcess) error {
 	var st uint8
 	if err := c.pids.Lookup(pid, &st); err != nil {
 		// Untracked meanwhile (it exited): Untrack found nothing to detach.
-		for _, l := range links {
-			l.Close()
-		}
-		return fmt.Errorf("process %d is not traced any more", pid)
+		return fail(fmt.Errorf("process %d is not traced any more", pid))
 	}
 	if c.pidLnks == nil {
 		c.pidLnks = map[uint32][]link.Link{}
 	}
-	for _, l := range c.pidLnks[pid] {
-		l.Close() // attached again (a fork's pid reused)
-	}
+	closeLinks(c.pidLnks[pid]) // attached again (a fork's pid reused)
 	c.pidLnks[pid] = links
 	return nil
 }
@@ -99,10 +92,14 @@ func (c *Capture) detachProcess(pid uint32) {
 	c.detaching.Add(1)
 	go func() {
 		defer c.detaching.Done()
-		for _, l := range ls {
-			l.Close()
-		}
+		closeLinks(ls)
 	}()
+}
+
+func closeLinks(ls []link.Link) {
+	for _, l := range ls {
+		l.Close()
+	}
 }
 
 // FollowsPython reports whether pid's contexts are followed.
