@@ -434,7 +434,7 @@ func (c *Capture) decode(b []byte, ev *Event) error {
 		ev.Data = b[hdrSize : hdrSize+n]
 	}
 	if h.Segs > 0 && hdrSize+n+int(h.Segs) <= len(b) {
-		ev.Segs = decodeSegs(b[hdrSize+n:hdrSize+n+int(h.Segs)])
+		ev.Segs = decodeSegs(b[hdrSize+n : hdrSize+n+int(h.Segs)])
 	}
 	return nil
 }
