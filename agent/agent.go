@@ -233,11 +233,7 @@ func (a *runner) trackAs(pid uint32, why string, exec procinfo.Exec, adjust func
 // its client calls serve, and says which mechanism is active.
 func (a *runner) attachLinking(pid uint32, goRuntime bool) string {
 	if goRuntime {
-		if err := a.capt.AttachGo(pid); err != nil {
-			slog.Info("go program: client calls will not link to the requests they serve", "pid", pid, "err", err)
-			return "thread (no net/http client in the binary, or no symbols)"
-		}
-		return "goroutine (net/http uprobes)"
+		return a.attachGoLinking(pid)
 	}
 	if nodejs.IsNode(a.cfg.ProcRoot, int(pid)) {
 		if a.node == nil {
@@ -262,6 +258,27 @@ func (a *runner) attachLinking(pid uint32, goRuntime bool) string {
 		slog.Warn("nginx: upstream requests will link only through a forwarded traceparent", "pid", pid, "err", err)
 	}
 	return "thread (a request per thread at a time; event loops: only while one request is in flight)"
+}
+
+// attachGoLinking attaches the Go hand-offs pid's executable has: each
+// one found is a way its goroutines' calls link to the requests they serve.
+// grpc-go's needs the executable's DWARF (a moment for a large binary), so
+// it is attached apart, not under the runner's lock.
+func (a *runner) attachGoLinking(pid uint32) string {
+	way := "goroutine (net/http client uprobes"
+	if err := a.capt.AttachGo(pid); err != nil {
+		slog.Info("go program: net/http client calls will not link to the requests they serve", "pid", pid, "err", err)
+		way = "goroutine (no net/http client hand-off"
+	}
+	go func() {
+		switch err := a.capt.AttachGRPC(pid); {
+		case err == nil:
+			slog.Info("grpc-go server: each stream's handler goroutine serves its RPC (uprobes on handleStream, writeStatus)", "pid", pid)
+		case !errors.Is(err, capture.ErrNoGRPC):
+			slog.Warn("grpc-go server: handlers' calls will not link to their RPCs", "pid", pid, "err", err)
+		}
+	}()
+	return way + "; grpc-go server uprobes when it has one)"
 }
 
 // attachPython follows pid's contexts once its interpreter is up (a
@@ -380,6 +397,7 @@ func (a *runner) onData(ev *capture.Event) {
 		if a.own.has(ev.PID, ev.Local, ev.Remote) {
 			return
 		}
+		segs, streams := a.segs.take(ev)
 		a.conns.Data(probe.Conn{
 			PID:    ev.PID,
 			FD:     ev.FD,
@@ -393,7 +411,8 @@ func (a *runner) onData(ev *capture.Event) {
 			End:       ev.End,
 			Len:       int(ev.Len),
 			Data:      ev.Data,
-			Segs:      a.segs.take(ev),
+			Segs:      segs,
+			Streams:   streams,
 			Ctx:       ev.Ctx,
 			Parent:    ev.Parent,
 			Forwarded: ev.Forwarded,

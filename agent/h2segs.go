@@ -27,6 +27,7 @@ type segBatch struct {
 	ends []int
 	buf  []byte
 	out  []probe.Segment
+	strs []probe.StreamCtx
 }
 
 // add keeps one EV_H2_SEGS event's records.
@@ -48,6 +49,7 @@ func (j *segJoiner) add(ev *capture.Event) {
 		j.pending[k] = b
 	}
 	b.tid = ev.TID
+	b.strs = append(b.strs, ev.Streams...) // values: nothing aliases the ring
 	for _, s := range ev.Segs {
 		b.offs = append(b.offs, s.Off)
 		b.buf = append(b.buf, s.Data...)
@@ -55,19 +57,19 @@ func (j *segJoiner) add(ev *capture.Event) {
 	}
 }
 
-// take returns the segments of data event ev (nil if none); they are
-// valid until the next add or take.
-func (j *segJoiner) take(ev *capture.Event) []probe.Segment {
+// take returns the segments and stream ids of data event ev (nil if
+// none); they are valid until the next add or take.
+func (j *segJoiner) take(ev *capture.Event) ([]probe.Segment, []probe.StreamCtx) {
 	k := segKey{ev.SockID, ev.Dir}
 	b := j.pending[k]
 	if b == nil {
-		return nil
+		return nil, nil
 	}
 	delete(j.pending, k)
 	j.free = append(j.free, b)
 	if b.tid != ev.TID {
 		b.reset()
-		return nil
+		return nil, nil
 	}
 	b.out = b.out[:0]
 	start := 0
@@ -75,9 +77,9 @@ func (j *segJoiner) take(ev *capture.Event) []probe.Segment {
 		b.out = append(b.out, probe.Segment{Off: off, Data: b.buf[start:b.ends[i]]})
 		start = b.ends[i]
 	}
-	out := b.out
+	out, strs := b.out, b.strs
 	b.reset()
-	return out
+	return out, strs
 }
 
 // forget drops what a closed socket left pending.
@@ -91,4 +93,6 @@ func (j *segJoiner) forget(sock uint64) {
 	}
 }
 
-func (b *segBatch) reset() { b.offs, b.ends, b.buf = b.offs[:0], b.ends[:0], b.buf[:0] }
+func (b *segBatch) reset() {
+	b.offs, b.ends, b.buf, b.strs = b.offs[:0], b.ends[:0], b.buf[:0], b.strs[:0]
+}

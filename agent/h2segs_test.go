@@ -24,19 +24,22 @@ func TestSegJoiner(t *testing.T) {
 	j.add(seg(1, probe.Recv, 7, 10, buf[:2]))
 	j.add(seg(1, probe.Send, 8, 20, buf[2:4])) // the other direction, between
 	j.add(seg(2, probe.Recv, 9, 30, buf[4:6])) // another socket
-	j.add(seg(1, probe.Recv, 7, 12, buf[6:8]))
+	last := seg(1, probe.Recv, 7, 12, buf[6:8])
+	last.Streams = []probe.StreamCtx{{ID: 3}, {ID: 5}}
+	j.add(last)
 	copy(buf, "XXXXXXXX")
-	if got := show(j.take(data(1, probe.Recv, 7))); got != "10:ab 12:gh " {
-		t.Errorf("recv: %s", got)
+	got, streams := j.take(data(1, probe.Recv, 7))
+	if show(got) != "10:ab 12:gh " || len(streams) != 2 || streams[0].ID != 3 || streams[1].ID != 5 {
+		t.Errorf("recv: %s, streams %v", show(got), streams)
 	}
-	if got := j.take(data(1, probe.Recv, 7)); got != nil {
-		t.Errorf("taken twice: %s", show(got))
+	if got, streams := j.take(data(1, probe.Recv, 7)); got != nil || streams != nil {
+		t.Errorf("taken twice: %s %v", show(got), streams)
 	}
-	if got := j.take(data(1, probe.Send, 5)); got != nil {
+	if got, _ := j.take(data(1, probe.Send, 5)); got != nil {
 		t.Errorf("another thread's segments joined: %s", show(got))
 	}
 	j.forget(2)
-	if got := j.take(data(2, probe.Recv, 9)); got != nil {
+	if got, _ := j.take(data(2, probe.Recv, 9)); got != nil {
 		t.Errorf("closed socket's segments joined: %s", show(got))
 	}
 }

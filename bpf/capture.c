@@ -22,6 +22,7 @@
 #include "h2.h"
 #include "h2_recv.h"
 #include "h2_seg.h"
+#include "grpcgo.h"
 
 /* Set by the agent before load. */
 volatile const __u32 capture_size = 4096; /* <= MAX_CAPTURE */
@@ -295,8 +296,10 @@ __attribute__((noinline)) int emit_io(struct io_args *a, __u64 id, long ret)
 
 	/* After h2_recv_event (which meets a server's preface), before the
 	 * data event in the ring: the agent joins the segments to it. */
-	if (h2)
-		h2_segments(ev, a->kind == IO_BUF ? a->ptr : 0, (__u32)ret, a->dir);
+	if (h2) {
+		h2_segments(ev, a->kind == IO_BUF ? a->ptr : 0, (__u32)ret, a->dir, a->state);
+		h2_stream_opens(ev); /* a Go server's new streams (h2_stream.h) */
+	}
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);

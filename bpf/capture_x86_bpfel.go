@@ -93,6 +93,31 @@ type CaptureFwdVal struct {
 	Pad        [6]uint8
 }
 
+type CaptureGoH2connKey struct {
+	_   structs.HostLayout
+	Pid uint32
+	Pad uint32
+	T   uint64
+}
+
+type CaptureH2Opens struct {
+	_      structs.HostLayout
+	Buf    uint64
+	Sk     uint64
+	Ret    uint32
+	N      uint32
+	Padlen uint32
+	Pad    uint32
+	Key    CaptureH2StreamKey
+	F      [128]struct {
+		_     structs.HostLayout
+		Start uint32
+		Len   uint32
+		Sid   uint32
+		Flags uint32
+	}
+}
+
 type CaptureH2Send struct {
 	_          structs.HostLayout
 	Sk         uint64
@@ -121,14 +146,22 @@ type CaptureH2Sock struct {
 	MaxSid   uint32
 	Pad2     uint32
 	Seg      [2]struct {
-		_    structs.HostLayout
-		Skip uint32
-		Type uint8
-		Hn   uint8
-		Lost uint8
-		Pad  uint8
-		Hdr  [24]uint8
+		_      structs.HostLayout
+		Skip   uint32
+		Type   uint8
+		Hn     uint8
+		Lost   uint8
+		Pad    uint8
+		MaxSid uint32
+		Hdr    [24]uint8
 	}
+}
+
+type CaptureH2StreamKey struct {
+	_   structs.HostLayout
+	Pid uint32
+	Sid uint32
+	Sk  uint64
 }
 
 type CaptureH2Walk struct {
@@ -348,10 +381,13 @@ const (
 	CaptureMapEvents              = "events"
 	CaptureMapFwdCtx              = "fwd_ctx"
 	CaptureMapFwdScratch          = "fwd_scratch"
+	CaptureMapGoH2conns           = "go_h2conns"
 	CaptureMapGoWriter            = "go_writer"
+	CaptureMapH2OpensScratch      = "h2_opens_scratch"
 	CaptureMapH2SegScratch        = "h2_seg_scratch"
 	CaptureMapH2Sends             = "h2_sends"
 	CaptureMapH2Socks             = "h2_socks"
+	CaptureMapH2Streams           = "h2_streams"
 	CaptureMapH2WalkScratch       = "h2_walk_scratch"
 	CaptureMapInjectPlans         = "inject_plans"
 	CaptureMapKafkaCounters       = "kafka_counters"
@@ -373,6 +409,9 @@ const (
 	CaptureMapServerCtx           = "server_ctx"
 	CaptureMapTracedPids          = "traced_pids"
 	CaptureMapValueScratch        = "value_scratch"
+	CaptureProgGoGrpcHandle       = "go_grpc_handle"
+	CaptureProgGoGrpcReader       = "go_grpc_reader"
+	CaptureProgGoGrpcStatus       = "go_grpc_status"
 	CaptureProgGoRoundtrip        = "go_roundtrip"
 	CaptureProgGoWriteloop        = "go_writeloop"
 	CaptureProgInjectTraceparent  = "inject_traceparent"
@@ -439,6 +478,9 @@ type CaptureSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CaptureProgramSpecs struct {
+	GoGrpcHandle       *ebpf.ProgramSpec `ebpf:"go_grpc_handle"`
+	GoGrpcReader       *ebpf.ProgramSpec `ebpf:"go_grpc_reader"`
+	GoGrpcStatus       *ebpf.ProgramSpec `ebpf:"go_grpc_status"`
 	GoRoundtrip        *ebpf.ProgramSpec `ebpf:"go_roundtrip"`
 	GoWriteloop        *ebpf.ProgramSpec `ebpf:"go_writeloop"`
 	InjectTraceparent  *ebpf.ProgramSpec `ebpf:"inject_traceparent"`
@@ -471,10 +513,13 @@ type CaptureMapSpecs struct {
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	FwdCtx          *ebpf.MapSpec `ebpf:"fwd_ctx"`
 	FwdScratch      *ebpf.MapSpec `ebpf:"fwd_scratch"`
+	GoH2conns       *ebpf.MapSpec `ebpf:"go_h2conns"`
 	GoWriter        *ebpf.MapSpec `ebpf:"go_writer"`
+	H2OpensScratch  *ebpf.MapSpec `ebpf:"h2_opens_scratch"`
 	H2SegScratch    *ebpf.MapSpec `ebpf:"h2_seg_scratch"`
 	H2Sends         *ebpf.MapSpec `ebpf:"h2_sends"`
 	H2Socks         *ebpf.MapSpec `ebpf:"h2_socks"`
+	H2Streams       *ebpf.MapSpec `ebpf:"h2_streams"`
 	H2WalkScratch   *ebpf.MapSpec `ebpf:"h2_walk_scratch"`
 	InjectPlans     *ebpf.MapSpec `ebpf:"inject_plans"`
 	KafkaCounters   *ebpf.MapSpec `ebpf:"kafka_counters"`
@@ -544,10 +589,13 @@ type CaptureMaps struct {
 	Events          *ebpf.Map `ebpf:"events"`
 	FwdCtx          *ebpf.Map `ebpf:"fwd_ctx"`
 	FwdScratch      *ebpf.Map `ebpf:"fwd_scratch"`
+	GoH2conns       *ebpf.Map `ebpf:"go_h2conns"`
 	GoWriter        *ebpf.Map `ebpf:"go_writer"`
+	H2OpensScratch  *ebpf.Map `ebpf:"h2_opens_scratch"`
 	H2SegScratch    *ebpf.Map `ebpf:"h2_seg_scratch"`
 	H2Sends         *ebpf.Map `ebpf:"h2_sends"`
 	H2Socks         *ebpf.Map `ebpf:"h2_socks"`
+	H2Streams       *ebpf.Map `ebpf:"h2_streams"`
 	H2WalkScratch   *ebpf.Map `ebpf:"h2_walk_scratch"`
 	InjectPlans     *ebpf.Map `ebpf:"inject_plans"`
 	KafkaCounters   *ebpf.Map `ebpf:"kafka_counters"`
@@ -585,10 +633,13 @@ func (m *CaptureMaps) Close() error {
 		m.Events,
 		m.FwdCtx,
 		m.FwdScratch,
+		m.GoH2conns,
 		m.GoWriter,
+		m.H2OpensScratch,
 		m.H2SegScratch,
 		m.H2Sends,
 		m.H2Socks,
+		m.H2Streams,
 		m.H2WalkScratch,
 		m.InjectPlans,
 		m.KafkaCounters,
@@ -631,6 +682,9 @@ type CaptureVariables struct {
 //
 // It can be passed to LoadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CapturePrograms struct {
+	GoGrpcHandle       *ebpf.Program `ebpf:"go_grpc_handle"`
+	GoGrpcReader       *ebpf.Program `ebpf:"go_grpc_reader"`
+	GoGrpcStatus       *ebpf.Program `ebpf:"go_grpc_status"`
 	GoRoundtrip        *ebpf.Program `ebpf:"go_roundtrip"`
 	GoWriteloop        *ebpf.Program `ebpf:"go_writeloop"`
 	InjectTraceparent  *ebpf.Program `ebpf:"inject_traceparent"`
@@ -649,6 +703,9 @@ type CapturePrograms struct {
 
 func (p *CapturePrograms) Close() error {
 	return _CaptureClose(
+		p.GoGrpcHandle,
+		p.GoGrpcReader,
+		p.GoGrpcStatus,
 		p.GoRoundtrip,
 		p.GoWriteloop,
 		p.InjectTraceparent,

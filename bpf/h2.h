@@ -57,6 +57,7 @@ struct h2_seg_dir {
 	__u8 hn;      /* bytes of a frame header split across syscalls, in hdr */
 	__u8 lost;    /* position unknown: no segments in this direction */
 	__u8 _pad;
+	__u32 max_sid; /* h2_stream.h: highest stream whose ids were decided */
 	__u8 hdr[24]; /* 9 used; room for a read at any hn < 9 */
 };
 
@@ -345,14 +346,23 @@ static __always_inline int h2_has_tp_name(struct h2_walk *w)
 
 static __always_inline void h2_put_field(__u8 *f, struct trace_ctx *c, __u32 sid)
 {
-	__u8 span[8];
+	__u8 span[8], trace[16];
 	__builtin_memcpy(span, c->span_id, 8);
 	h2_derive(span, sid);
+	/* A write's streams that serve no request are roots of traces of
+	 * their own: the trace id's last 4 bytes XOR the stream id too. */
+	__builtin_memcpy(trace, c->trace_id, 16);
+	if (!(c->ctx_flags & CTXF_HAS_PARENT)) {
+		trace[12] ^= sid >> 24;
+		trace[13] ^= sid >> 16;
+		trace[14] ^= sid >> 8;
+		trace[15] ^= sid;
+	}
 	f[0] = 0x00; /* literal without indexing, new name */
 	f[1] = 11;
 	__builtin_memcpy(f + 2, "traceparent", 11);
 	f[13] = 55; /* plain (not Huffman) value */
-	put_traceparent(f + 14, c->trace_id, span, c->trace_flags);
+	put_traceparent(f + 14, trace, span, c->trace_flags);
 }
 
 /* A whole HEADERS frame with END_HEADERS at w->off: when it opens a new

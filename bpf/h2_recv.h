@@ -156,7 +156,9 @@ static __always_inline int h2_on_recv(const __u8 *data, __u32 got, __u32 ret, __
 		hs->rx_skip = 0;
 		hs->rx_unsync = 1;
 	}
-	if (!r.bad && r.nreq)
+	/* Go servers read a connection's requests on one goroutine and handle
+	 * each on another: their streams get ids of their own (h2_stream.h). */
+	if (!r.bad && r.nreq && !(state & TRACE_GO))
 		h2_serve(data, &r, sk, state, out);
 	return 1;
 }

@@ -21,31 +21,21 @@
 
 #include "common.h"
 #include "h2.h"
+#include "h2_stream.h"
 
 #define H2_SEG_STEPS 1024 /* frame headers and payload runs per syscall */
 #define H2_SEG_REC 4096   /* bytes per record (a 16 KiB frame takes four) */
 #define H2_SEG_END (MAX_CAPTURE * 2 - H2_SEG_REC - 8) /* last record start */
-
-/* The EV_H2_SEGS event being filled, per CPU (the data event has its own). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct data_event);
-} h2_seg_scratch SEC(".maps");
-
-struct h2_seg_rec {
-	__u32 off; /* offset in the syscall's bytes */
-	__u32 len;
-};
 
 struct h2_seg_walk {
 	struct data_event *ev; /* the data event (its header and prefix) */
 	struct data_event *se; /* the EV_H2_SEGS event being filled */
 	struct h2_seg_dir *sd;
 	__u64 buf; /* the syscall's user buffer */
+	__u64 sk;
 	__u32 ret, got, pos;
-	__u32 full; /* out of room: the rest is not recorded */
+	__u32 full;   /* out of room: the rest is not recorded */
+	__u32 decide; /* a Go server's reads: decide each new stream's ids (h2_stream.h) */
 };
 
 /* Sends the records in se, if any, under the data event's header (copied
@@ -105,6 +95,30 @@ static __always_inline void h2_seg_put(struct h2_seg_walk *w, __u32 off, __u32 n
 		w->full = 1;
 }
 
+/* A HEADERS frame header just read whole at w->pos - H2_HDR: when it opens
+ * a stream of a Go server, it is noted for h2_stream_opens. */
+static __always_inline void h2_seg_open(struct h2_seg_walk *w, struct h2_seg_dir *sd)
+{
+	__u32 sid = ((__u32)sd->hdr[5] << 24 | (__u32)sd->hdr[6] << 16 | (__u32)sd->hdr[7] << 8 | sd->hdr[8]) &
+		    0x7fffffff;
+	if (!(sid & 1) || sid <= sd->max_sid)
+		return; /* a server's stream, or trailers */
+	sd->max_sid = sid;
+	__u32 zero = 0;
+	struct h2_opens *os = bpf_map_lookup_elem(&h2_opens_scratch, &zero);
+	if (!os)
+		return;
+	__u32 n = os->n;
+	if (n >= H2_MAX_OPENS)
+		return;
+	struct h2_frame_at *f = &os->f[n & (H2_MAX_OPENS - 1)];
+	f->start = w->pos - H2_HDR;
+	f->len = sd->skip;
+	f->sid = sid;
+	f->flags = sd->hdr[4];
+	os->n = n + 1;
+}
+
 /* bpf_loop callback: one frame header or one payload run at w->pos. */
 static long h2_seg_step(__u64 i, void *arg)
 {
@@ -138,12 +152,14 @@ static long h2_seg_step(__u64 i, void *arg)
 	sd->hn = 0;
 	sd->skip = (__u32)sd->hdr[0] << 16 | (__u32)sd->hdr[1] << 8 | sd->hdr[2];
 	sd->type = sd->hdr[3];
+	if (w->decide && hn == 0 && sd->type == H2_HEADERS)
+		h2_seg_open(w, sd);
 	return 0;
 }
 
 /* The segments of a syscall of ret bytes (buf: its plain buffer; 0 when
  * it used iovecs) on an HTTP/2 socket, after ev's captured prefix. */
-__attribute__((noinline)) int h2_segments(struct data_event *ev, __u64 buf, __u32 ret, __u32 dir)
+__attribute__((noinline)) int h2_segments(struct data_event *ev, __u64 buf, __u32 ret, __u32 dir, __u32 state)
 {
 	if (!ev)
 		return 0;
@@ -164,13 +180,23 @@ __attribute__((noinline)) int h2_segments(struct data_event *ev, __u64 buf, __u3
 	if (!se)
 		return 0;
 	se->hdr.segs = 0;
-	struct h2_seg_walk w = {.ev = ev, .se = se, .sd = sd, .buf = buf, .ret = ret, .got = ev->hdr.captured};
+	struct h2_seg_walk w = {.ev = ev, .se = se, .sd = sd, .buf = buf, .sk = sk, .ret = ret,
+				.got = ev->hdr.captured};
+	w.decide = dir == DIR_RECV && hs->role == H2_SERVER && (state & TRACE_GO);
+	if (w.decide) {
+		struct h2_opens *os = bpf_map_lookup_elem(&h2_opens_scratch, &zero);
+		if (!os)
+			return 0;
+		os->buf = buf;
+		os->sk = sk;
+		os->ret = ret;
+		os->n = 0;
+	}
 	bpf_loop(H2_SEG_STEPS, h2_seg_step, &w, 0);
 	if (w.full || w.pos < w.ret)
 		sd->lost = 1; /* a failed read or out of steps: the position is gone */
 	if (sd->lost)
 		count(CNT_H2_SEG_LOST);
-	else
-		h2_seg_flush(&w);
+	h2_seg_flush(&w); /* what was recorded before a loss is still right */
 	return 0;
 }

@@ -76,9 +76,13 @@ type Event struct {
 	// Segs (H2Segs events): for HTTP/2 sockets, frame headers and
 	// non-DATA payloads past the Data of the socket's next event from this
 	// thread (bpf/h2_seg.h); they alias the ring like Data.
-	Segs   []probe.Segment
-	Local  netip.AddrPort
-	Remote netip.AddrPort
+	Segs []probe.Segment
+	// Streams (H2Segs events): the kernel's ids of HTTP/2 streams whose
+	// request HEADERS the socket's next event from this thread reads
+	// (bpf/h2_stream.h).
+	Streams []probe.StreamCtx
+	Local   netip.AddrPort
+	Remote  netip.AddrPort
 	// Ctx is the trace context the kernel decided for a request read (the
 	// SERVER span's own ids) or written (the CLIENT span's ids, injected
 	// into the request when Injected); Parent is its parent, if any.
@@ -434,26 +438,46 @@ func (c *Capture) decode(b []byte, ev *Event) error {
 		ev.Data = b[hdrSize : hdrSize+n]
 	}
 	if h.Segs > 0 && hdrSize+n+int(h.Segs) <= len(b) {
-		ev.Segs = decodeSegs(b[hdrSize+n : hdrSize+n+int(h.Segs)])
+		ev.Segs, ev.Streams = decodeSegs(b[hdrSize+n : hdrSize+n+int(h.Segs)])
 	}
 	return nil
 }
 
 // decodeSegs reads the kernel's HTTP/2 header segments (bpf/h2_seg.h):
-// records of {offset u32, length u32, bytes}, in offset order. A record
-// that does not fit ends the list.
-func decodeSegs(b []byte) []probe.Segment {
-	var out []probe.Segment
+// records of {offset u32, length u32, bytes}, in offset order, and among
+// them stream records (length with recStream set: {stream id, 40 |
+// recStream, trace_ctx}, bpf/h2_stream.h). A record that does not fit
+// ends the list.
+func decodeSegs(b []byte) (segs []probe.Segment, streams []probe.StreamCtx) {
 	for len(b) >= 8 {
 		off, n := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])
+		isStream := n&recStream != 0
+		n &^= recStream
 		if int(n) > len(b)-8 {
 			break
 		}
-		out = append(out, probe.Segment{Off: int(off), Data: b[8 : 8+n]})
+		rec := b[8 : 8+n]
 		b = b[8+n:]
+		if !isStream {
+			segs = append(segs, probe.Segment{Off: int(off), Data: rec})
+			continue
+		}
+		var k bpf.CaptureTraceCtx
+		if len(rec) != int(unsafe.Sizeof(k)) {
+			break
+		}
+		k = *(*bpf.CaptureTraceCtx)(unsafe.Pointer(&rec[0]))
+		var ev Event
+		decodeCtx(&k, &ev)
+		if ev.CtxKind == CtxServer && ev.Ctx.IsValid() {
+			streams = append(streams, probe.StreamCtx{ID: off, Ctx: ev.Ctx, Parent: ev.Parent})
+		}
 	}
-	return out
+	return segs, streams
 }
+
+// recStream marks a stream record's length (H2_REC_STREAM).
+const recStream = 0x80000000
 
 func addrs(a *bpf.CaptureConnAddr) (local, remote netip.AddrPort) {
 	var l, r netip.Addr

@@ -16,6 +16,9 @@ type exeProbes struct {
 	name    string
 	probes  []exeProbe
 	missing error // returned when the executable lacks the symbols
+	// cookie, when set, reads from the executable the value each of its
+	// programs gets as its attach cookie (a layout offset).
+	cookie func(path string) (uint64, error)
 }
 
 type exeProbe struct{ symbol, prog string }
@@ -51,9 +54,17 @@ func (c *Capture) attachProbes(path string, set *exeProbes) error {
 	if err != nil {
 		return err
 	}
+	var opts *link.UprobeOptions
+	if set.cookie != nil {
+		v, err := set.cookie(path)
+		if err != nil {
+			return err
+		}
+		opts = &link.UprobeOptions{Cookie: v}
+	}
 	var links []link.Link
 	for _, p := range set.probes {
-		l, err := exe.Uprobe(p.symbol, c.coll.Programs[p.prog], nil)
+		l, err := exe.Uprobe(p.symbol, c.coll.Programs[p.prog], opts)
 		if err != nil {
 			closeLinks(links)
 			if errors.Is(err, link.ErrNoSymbol) || errors.Is(err, os.ErrNotExist) {

@@ -18,6 +18,7 @@ type origin struct {
 	tid    uint32
 	ctx    trace.SpanContext // kernel-decided ids of the span (see probe.Chunk)
 	parent trace.SpanContext
+	exact  bool // ctx is the stream's own (probe.Chunk.Streams), not the syscall's base
 }
 
 // arrival is when a frame's first bytes were there: a write hands them
@@ -58,7 +59,8 @@ type direction struct {
 
 	hdr     [frameHeaderLen]byte
 	hdrN    int
-	hdrFrom origin // chunk the current frame header began in
+	hdrFrom origin            // chunk the current frame header began in
+	hdrStrs []probe.StreamCtx // its stream ids, while the header is in that chunk
 	inFrame bool
 	fh      frameHeader
 	off     uint32 // payload bytes of fh consumed
@@ -116,6 +118,7 @@ func (d *direction) feed(c *probe.Chunk) {
 	if gap := c.Len - pos; gap > 0 && d.synced {
 		d.skip(gap)
 	}
+	d.hdrStrs = nil // the kernel decides only for headers whole in one syscall; c's slice is reused
 }
 
 func (d *direction) consume(data []byte) {
@@ -140,6 +143,7 @@ func (d *direction) step(data []byte) int {
 		if d.hdrN == 0 {
 			c := d.cur
 			d.hdrFrom = origin{start: arrival(c), tid: c.TID, ctx: c.Ctx, parent: c.Parent}
+			d.hdrStrs = c.Streams
 		}
 		n := copy(d.hdr[d.hdrN:], data)
 		d.hdrN += n
@@ -169,6 +173,11 @@ func (d *direction) startFrame() {
 	switch fh.typ {
 	case frameHeaders, framePushPromise:
 		d.blk = block{open: true, stream: fh.stream, endStream: fh.flags&flagEndStream != 0, push: fh.typ == framePushPromise, from: d.hdrFrom}
+		for _, sc := range d.hdrStrs {
+			if sc.ID == fh.stream && fh.typ == frameHeaders {
+				d.blk.from.ctx, d.blk.from.parent, d.blk.from.exact = sc.Ctx, sc.Parent, true
+			}
+		}
 		d.hp.begin()
 		if padded {
 			d.frag++

@@ -222,7 +222,10 @@ func grpcCode(st *stream, elapsed time.Duration) string {
 // carries a traceparent the process set itself is that span.
 func setContext(sp *probe.Span, st *stream) {
 	h := &st.req
-	ctx := StreamSpan(st.from.ctx, st.id)
+	ctx := st.from.ctx
+	if !st.from.exact {
+		ctx = StreamSpan(ctx, st.id)
+	}
 	if st.kind == trace.SpanKindServer {
 		if ctx.IsValid() {
 			sp.SpanContext, sp.Parent = ctx, httpprobe.WithTraceState(st.from.parent, h.tracestate)
@@ -230,6 +233,9 @@ func setContext(sp *probe.Span, st *stream) {
 			sp.Parent = probe.ParseTraceparent(h.traceparent, h.tracestate)
 		}
 		return
+	}
+	if !st.from.exact && !st.from.parent.IsValid() {
+		ctx = RootStreamTrace(ctx, st.id)
 	}
 	sp.SpanContext, sp.Parent = ctx, st.from.parent
 	if h.traceparent == "" {
@@ -241,6 +247,21 @@ func setContext(sp *probe.Span, st *stream) {
 			sp.Parent = trace.SpanContext{}
 		}
 	}
+}
+
+// RootStreamTrace is the trace of stream id of a write that serves no
+// request: each such stream is a root of its own, its trace id the
+// write's with the last 4 bytes XOR id (big endian), as bpf/h2.h injects.
+func RootStreamTrace(sc trace.SpanContext, id uint32) trace.SpanContext {
+	if !sc.IsValid() {
+		return sc
+	}
+	tid := sc.TraceID()
+	tid[12] ^= byte(id >> 24)
+	tid[13] ^= byte(id >> 16)
+	tid[14] ^= byte(id >> 8)
+	tid[15] ^= byte(id)
+	return sc.WithTraceID(tid)
 }
 
 // StreamSpan is the span context of stream id, given the kernel's ids for

@@ -54,6 +54,10 @@ type Chunk struct {
 	// (header blocks, control frames) beyond the prefix, so only DATA
 	// payload is ever missing. Other probes can ignore them.
 	Segs []Segment
+	// Streams are the kernel's ids for HTTP/2 streams whose request
+	// HEADERS frame starts in this chunk, for servers whose handlers run
+	// apart from the reader (Go: bpf/h2_stream.h). They win over Ctx.
+	Streams []StreamCtx
 	// Ctx is the trace context the kernel decided for the request this
 	// syscall starts: for a request read, the SERVER span's own ids; for a
 	// request written, the CLIENT span's ids (the ones injected into it as
@@ -66,6 +70,14 @@ type Chunk struct {
 	// a request its process received (a proxy passing headers on). Ctx is
 	// then the kernel's client span of that request, not the header's id.
 	Forwarded bool
+}
+
+// StreamCtx is the SERVER span the kernel decided for HTTP/2 stream ID:
+// its own ids, and its remote caller's when it had one.
+type StreamCtx struct {
+	ID     uint32
+	Ctx    trace.SpanContext
+	Parent trace.SpanContext
 }
 
 // Segment is bytes of a syscall at offset Off (from its first byte).

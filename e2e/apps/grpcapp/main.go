@@ -9,12 +9,17 @@
 //	grpcapp load ADDR C N PAD  N health checks from C goroutines on one
 //	                     connection, each with PAD bytes of its own metadata
 //	                     (the HPACK table churns, reads and writes carry many
-//	                     streams), then exits
+//	                     streams), then exits; check i asks for service "i"
+//	grpcapp hop PORT [WORKERS]  a gRPC health server whose Check for service
+//	                     S first GETs http://127.0.0.1:PORT/users/S (with
+//	                     WORKERS > 0: grpc.NumStreamWorkers); prints
+//	                     "listening <port>"
 package main
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +49,15 @@ func main() {
 		s := grpc.NewServer()
 		healthpb.RegisterHealthServer(s, health.NewServer())
 		fail(s.Serve(ln()))
+	case "hop":
+		var opts []grpc.ServerOption
+		if len(os.Args) > 3 {
+			w, _ := strconv.Atoi(os.Args[3])
+			opts = append(opts, grpc.NumStreamWorkers(uint32(w)))
+		}
+		s := grpc.NewServer(opts...)
+		healthpb.RegisterHealthServer(s, &hop{users: "http://127.0.0.1:" + os.Args[2] + "/users/"})
+		fail(s.Serve(ln()))
 	case "h2c":
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "hello %s over %s\n", r.URL.Path, r.Proto)
@@ -66,7 +80,7 @@ func main() {
 				for i := next.Add(1); i <= int64(n); i = next.Add(1) {
 					v := strings.Repeat(strconv.FormatInt(i, 36), pad/len(strconv.FormatInt(i, 36))+1)[:pad]
 					ctx := metadata.AppendToOutgoingContext(context.Background(), "x-pad", v)
-					_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+					_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: strconv.FormatInt(i, 10)})
 					fail(err)
 				}
 			}()
@@ -98,6 +112,23 @@ func main() {
 			fmt.Println(resp.GetStatus())
 		}
 	}
+}
+
+// hop answers a health check after a call of its own: the handler
+// goroutine's outgoing request, for the agent to link to the RPC.
+type hop struct {
+	healthpb.UnimplementedHealthServer
+	users string
+}
+
+func (h *hop) Check(ctx context.Context, r *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	resp, err := http.Get(h.users + r.GetService())
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
 }
 
 func fail(err error) {

@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/tracer-agent/tracer-agent/internal/otlptest"
+)
+
+// TestGRPCGoHandlerLinks: a grpc-go client makes N health checks on one
+// connection, inflight at a time; the grpc-go server handles each on a
+// goroutine of its own (or a NumStreamWorkers worker) and, from the
+// handler, GETs /users/<id> of a Python service, id the check's own. The
+// kernel decides each stream's ids as the transport goroutine reads its
+// HEADERS (bpf/h2_stream.h) and the handleStream uprobe hands them to the
+// handler goroutine (bpf/grpcgo.h): for every call, at every concurrency,
+// server SERVER → its HTTP CLIENT → users SERVER is one trace, parented
+// by the client's CLIENT span (a root: the loopy-writer hand-off is not
+// followed yet) whenever its HEADERS carried a traceparent; every span id
+// unique, no link elsewhere. A stream whose HEADERS frame is split across
+// two reads (grpc-go's bufio reader fills what room it has left) gets no
+// ids from the kernel: its handler's call is then not linked (1-2 %; see
+// README).
+func TestGRPCGoHandlerLinks(t *testing.T) {
+	requireE2E(t)
+	const method = "grpc.health.v1.Health/Check"
+	for _, workers := range []int{0, 4} {
+		for _, inflight := range []int{1, 16, 64} {
+			t.Run(fmt.Sprintf("workers%d/inflight%d", workers, inflight), func(t *testing.T) {
+				calls := 40 + 4*inflight
+				rcv := otlptest.Start(t)
+				users := startServer(t, "python", "grpcgo-users", 0)
+				ag := startAgent(t, rcv, "--exe", "*/e2e-grpcapp", "--pid", strconv.Itoa(users.Pid()))
+				hop := start(t, []string{"OTEL_SERVICE_NAME=grpcgo-hop"}, grpcApp, "hop", strconv.Itoa(users.Port), strconv.Itoa(workers))
+				addr := "127.0.0.1:" + strconv.Itoa(portOf(t, hop))
+				ag.waitOutput(t, "grpc-go server: each stream's handler goroutine", 15*time.Second)
+				run(t, []string{"OTEL_SERVICE_NAME=grpcgo-client"}, grpcApp, "load", addr,
+					strconv.Itoa(inflight), strconv.Itoa(calls), "0")
+				spans := rcv.WaitFor(t, 30*time.Second, "4 spans per call", func(s []otlptest.Span) bool {
+					return len(s) >= 4*calls
+				})
+				time.Sleep(500 * time.Millisecond) // anything extra would show now
+				ag.stop(t)
+				spans = rcv.Spans()
+				byID := map[string]otlptest.Span{}
+				perTrace := map[string]int{}
+				for _, s := range spans {
+					if _, dup := byID[s.SpanID]; dup {
+						t.Errorf("span id %s twice", s.SpanID)
+					}
+					byID[s.SpanID] = s
+					perTrace[s.TraceID]++
+				}
+				hops := []struct {
+					service, name string
+					kind          tracepb.Span_SpanKind
+				}{
+					{"grpcgo-hop", "GET /users/{id}", tracepb.Span_SPAN_KIND_CLIENT},
+					{"grpcgo-hop", method, tracepb.Span_SPAN_KIND_SERVER},
+					{"grpcgo-client", method, tracepb.Span_SPAN_KIND_CLIENT},
+				}
+				// The handler's hops must always be exact; the client's
+				// CLIENT span parents the SERVER span when its HEADERS got a
+				// traceparent (up to 4 HEADERS per write do), else the
+				// SERVER span is a root: never a link elsewhere.
+				exact, handled, unlinked := 0, 0, 0
+				var problems []string
+				for i := 1; i <= calls; i++ {
+					path := "/users/" + strconv.Itoa(i)
+					us := otlptest.Filter(serverSpans(spans, "grpcgo-users"), func(s otlptest.Span) bool { return s.Attrs["url.path"] == path })
+					if len(us) != 1 {
+						problems = append(problems, fmt.Sprintf("%s: %d users SERVER spans", path, len(us)))
+						continue
+					}
+					cur, err := us[0], error(nil)
+					if cur.ParentID == "" {
+						// Unlinked, not mislinked: the kernel decided nothing for
+						// the stream (its HEADERS split across two reads).
+						unlinked++
+						continue
+					}
+					for j, h := range hops {
+						if j == 2 && cur.ParentID == "" {
+							break // the server span is a root: its HEADERS had no traceparent
+						}
+						p, ok := byID[cur.ParentID]
+						if !ok || p.Service != h.service || p.Kind != h.kind || p.Name != h.name || p.TraceID != cur.TraceID {
+							err = fmt.Errorf("%s: parent of %s %s is %v, want %s %s %q", path, cur.Service, cur.Kind, p, h.service, h.kind, h.name)
+							break
+						}
+						cur = p
+					}
+					if err == nil && cur.ParentID != "" {
+						err = fmt.Errorf("%s: the %s %s span has parent %s, want a root", path, cur.Service, cur.Kind, cur.ParentID)
+					}
+					want := 4
+					if cur.Service == "grpcgo-hop" {
+						want = 3
+					}
+					if err == nil && perTrace[cur.TraceID] != want {
+						err = fmt.Errorf("%s: %d spans in its trace, want %d", path, perTrace[cur.TraceID], want)
+					}
+					if err != nil {
+						problems = append(problems, err.Error())
+						continue
+					}
+					handled++
+					if want == 4 {
+						exact++
+					}
+				}
+				if handled < calls*95/100 {
+					problems = append(problems, fmt.Sprintf("the handler's call linked in %d of %d, want 95 %%", handled, calls))
+				}
+				if len(spans) != 4*calls {
+					problems = append(problems, fmt.Sprintf("%d spans, want %d", len(spans), 4*calls))
+				}
+				for i, p := range problems {
+					if i == 10 {
+						t.Errorf("... %d problems in all", len(problems))
+						break
+					}
+					t.Error(p)
+				}
+				t.Logf("%d calls: handler linked in %d (unlinked %d), the whole trace (client span too) in %d", calls, handled, unlinked, exact)
+			})
+		}
+	}
+}
