@@ -38,24 +38,9 @@ struct h2_seg_walk {
 	__u32 decide; /* a Go server's reads: decide each new stream's ids (h2_stream.h) */
 };
 
-/* Sends the records in se, if any, under the data event's header (copied
- * here: most syscalls have none to send). */
 static __always_inline void h2_seg_flush(struct h2_seg_walk *w)
 {
-	struct data_event *se = w->se;
-	__u32 n = se->hdr.segs;
-	if (!n)
-		return;
-	se->hdr = w->ev->hdr;
-	se->hdr.type = EV_H2_SEGS;
-	se->hdr.captured = 0;
-	se->hdr.segs = n;
-	__u64 size = sizeof(se->hdr) + n;
-	if (size > sizeof(*se))
-		size = sizeof(*se);
-	if (bpf_ringbuf_output(&events, se, size, data_wakeup_flags(size)))
-		count(CNT_DATA_DROPS);
-	se->hdr.segs = 0;
+	h2_seg_send(w->se, &w->ev->hdr);
 }
 
 /* Records bytes [off, off+n) of the syscall, as far as they lie past the

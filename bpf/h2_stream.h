@@ -78,6 +78,25 @@ struct {
 	__type(value, struct data_event);
 } h2_seg_scratch SEC(".maps");
 
+/* Sends the records in se, if any, under the data event's header hdr
+ * (copied here: most syscalls have none to send). */
+static __always_inline void h2_seg_send(struct data_event *se, const struct event_hdr *hdr)
+{
+	__u32 n = se->hdr.segs;
+	if (!n)
+		return;
+	se->hdr = *hdr;
+	se->hdr.type = EV_H2_SEGS;
+	se->hdr.captured = 0;
+	se->hdr.segs = n;
+	__u64 size = sizeof(se->hdr) + n;
+	if (size > sizeof(*se))
+		size = sizeof(*se);
+	if (bpf_ringbuf_output(&events, se, size, data_wakeup_flags(size)))
+		count(CNT_DATA_DROPS);
+	se->hdr.segs = 0;
+}
+
 struct h2_seg_rec {
 	__u32 off; /* offset in the syscall's bytes */
 	__u32 len;
@@ -177,19 +196,7 @@ __attribute__((noinline)) int h2_stream_opens(struct data_event *ev)
 	os->n = 0;
 	se->hdr.segs = 0;
 	bpf_loop(n, h2_open_cb, NULL, 0);
-	__u32 len = se->hdr.segs;
-	if (!len)
-		return 0;
-	se->hdr = ev->hdr;
-	se->hdr.type = EV_H2_SEGS;
-	se->hdr.captured = 0;
-	se->hdr.segs = len;
-	__u64 size = sizeof(se->hdr) + len;
-	if (size > sizeof(*se))
-		size = sizeof(*se);
-	if (bpf_ringbuf_output(&events, se, size, data_wakeup_flags(size)))
-		count(CNT_DATA_DROPS);
-	se->hdr.segs = 0;
+	h2_seg_send(se, &ev->hdr);
 	return 0;
 }
 

@@ -39,7 +39,7 @@ func TestGRPCGoHandlerLinks(t *testing.T) {
 				addr := "127.0.0.1:" + strconv.Itoa(portOf(t, hop))
 				ag.waitOutput(t, "grpc-go server: each stream's handler goroutine", 15*time.Second)
 				run(t, []string{"OTEL_SERVICE_NAME=grpcgo-client"}, grpcApp, "load", addr,
-					strconv.Itoa(inflight), strconv.Itoa(calls), "0")
+					strconv.Itoa(inflight), strconv.Itoa(calls), "0", "ids")
 				spans := rcv.WaitFor(t, 30*time.Second, "4 spans per call", func(s []otlptest.Span) bool {
 					return len(s) >= 4*calls
 				})

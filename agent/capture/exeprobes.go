@@ -37,6 +37,21 @@ func (c *Capture) attachExe(pid uint32, set *exeProbes) error {
 	}
 	key := exeKey{uint64(st.Dev), st.Ino, set.name}
 	c.exeMu.Lock()
+	err, done := c.exes[key]
+	c.exeMu.Unlock()
+	if done {
+		return err
+	}
+	// The layout is read before taking the lock: reading a large binary's
+	// DWARF takes a while, and other attachments wait on the lock.
+	var opts *link.UprobeOptions
+	var cerr error
+	if set.cookie != nil {
+		var v uint64
+		v, cerr = set.cookie(path)
+		opts = &link.UprobeOptions{Cookie: v}
+	}
+	c.exeMu.Lock()
 	defer c.exeMu.Unlock()
 	if c.exes == nil {
 		c.exes = map[exeKey]error{}
@@ -44,23 +59,18 @@ func (c *Capture) attachExe(pid uint32, set *exeProbes) error {
 	if err, done := c.exes[key]; done {
 		return err
 	}
-	err := c.attachProbes(path, set)
+	err = cerr
+	if err == nil {
+		err = c.attachProbes(path, set, opts)
+	}
 	c.exes[key] = err
 	return err
 }
 
-func (c *Capture) attachProbes(path string, set *exeProbes) error {
+func (c *Capture) attachProbes(path string, set *exeProbes, opts *link.UprobeOptions) error {
 	exe, err := link.OpenExecutable(path)
 	if err != nil {
 		return err
-	}
-	var opts *link.UprobeOptions
-	if set.cookie != nil {
-		v, err := set.cookie(path)
-		if err != nil {
-			return err
-		}
-		opts = &link.UprobeOptions{Cookie: v}
 	}
 	var links []link.Link
 	for _, p := range set.probes {

@@ -14,7 +14,7 @@ var grpcProbes = &exeProbes{
 	name: "grpc-go",
 	probes: []exeProbe{
 		{"google.golang.org/grpc/internal/transport.(*http2Server).HandleStreams", "go_grpc_reader"},
-		{"google.golang.org/grpc.(*Server).handleStream", "go_grpc_handle"},
+		{grpcHandleStream, "go_grpc_handle"},
 		{"google.golang.org/grpc/internal/transport.(*http2Server).writeStatus", "go_grpc_status"},
 	},
 	missing: ErrNoGRPC,
@@ -29,7 +29,8 @@ var ErrNoGRPC = errors.New("no grpc-go server symbols")
 func (c *Capture) AttachGRPC(pid uint32) error { return c.attachExe(pid, grpcProbes) }
 
 const (
-	grpcTransport = "google.golang.org/grpc/internal/transport."
+	grpcTransport    = "google.golang.org/grpc/internal/transport."
+	grpcHandleStream = "google.golang.org/grpc.(*Server).handleStream"
 )
 
 // grpcLayout reads from the executable's DWARF the offsets the uprobes
@@ -43,6 +44,20 @@ func grpcLayout(path string) (uint64, error) {
 		return 0, err
 	}
 	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		return 0, ErrNoGRPC // stripped: nothing to attach to either
+	}
+	found := false
+	for _, s := range syms {
+		if s.Name == grpcHandleStream {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return 0, ErrNoGRPC
+	}
 	d, err := f.DWARF()
 	if err != nil {
 		return 0, fmt.Errorf("grpc-go: no DWARF to find the stream layout (built with -w?): %w", err)

@@ -257,10 +257,7 @@ func RootStreamTrace(sc trace.SpanContext, id uint32) trace.SpanContext {
 		return sc
 	}
 	tid := sc.TraceID()
-	tid[12] ^= byte(id >> 24)
-	tid[13] ^= byte(id >> 16)
-	tid[14] ^= byte(id >> 8)
-	tid[15] ^= byte(id)
+	xorStream(tid[12:], id)
 	return sc.WithTraceID(tid)
 }
 
@@ -273,12 +270,17 @@ func StreamSpan(base trace.SpanContext, id uint32) trace.SpanContext {
 		return base
 	}
 	sid := base.SpanID()
-	sid[4] ^= byte(id >> 24)
-	sid[5] ^= byte(id >> 16)
-	sid[6] ^= byte(id >> 8)
-	sid[7] ^= byte(id)
+	xorStream(sid[4:], id)
 	if !sid.IsValid() {
 		return base
 	}
 	return base.WithSpanID(sid)
+}
+
+// xorStream XORs stream id (big endian) into b's 4 bytes.
+func xorStream(b []byte, id uint32) {
+	b[0] ^= byte(id >> 24)
+	b[1] ^= byte(id >> 16)
+	b[2] ^= byte(id >> 8)
+	b[3] ^= byte(id)
 }

@@ -9,7 +9,8 @@
 //	grpcapp load ADDR C N PAD  N health checks from C goroutines on one
 //	                     connection, each with PAD bytes of its own metadata
 //	                     (the HPACK table churns, reads and writes carry many
-//	                     streams), then exits; check i asks for service "i"
+//	                     streams), then exits; with a 6th argument "ids",
+//	                     check i asks for service "i"
 //	grpcapp hop PORT [WORKERS]  a gRPC health server whose Check for service
 //	                     S first GETs http://127.0.0.1:PORT/users/S (with
 //	                     WORKERS > 0: grpc.NumStreamWorkers); prints
@@ -67,6 +68,7 @@ func main() {
 		c, _ := strconv.Atoi(os.Args[3])
 		n, _ := strconv.Atoi(os.Args[4])
 		pad, _ := strconv.Atoi(os.Args[5])
+		ids := len(os.Args) > 6 && os.Args[6] == "ids"
 		conn, err := grpc.NewClient(os.Args[2], grpc.WithTransportCredentials(insecure.NewCredentials()))
 		fail(err)
 		defer conn.Close()
@@ -80,7 +82,11 @@ func main() {
 				for i := next.Add(1); i <= int64(n); i = next.Add(1) {
 					v := strings.Repeat(strconv.FormatInt(i, 36), pad/len(strconv.FormatInt(i, 36))+1)[:pad]
 					ctx := metadata.AppendToOutgoingContext(context.Background(), "x-pad", v)
-					_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: strconv.FormatInt(i, 10)})
+					req := &healthpb.HealthCheckRequest{}
+					if ids {
+						req.Service = strconv.FormatInt(i, 10)
+					}
+					_, err := hc.Check(ctx, req)
 					fail(err)
 				}
 			}()
