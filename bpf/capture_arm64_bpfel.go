@@ -115,6 +115,7 @@ type CaptureH2Opens struct {
 		Len   uint32
 		Sid   uint32
 		Flags uint32
+		Tail  uint32
 	}
 }
 
@@ -146,14 +147,15 @@ type CaptureH2Sock struct {
 	MaxSid   uint32
 	Pad2     uint32
 	Seg      [2]struct {
-		_      structs.HostLayout
-		Skip   uint32
-		Type   uint8
-		Hn     uint8
-		Lost   uint8
-		Pad    uint8
-		MaxSid uint32
-		Hdr    [24]uint8
+		_       structs.HostLayout
+		Skip    uint32
+		Type    uint8
+		Hn      uint8
+		Lost    uint8
+		Pad     uint8
+		MaxSid  uint32
+		PendSid uint32
+		Hdr     [24]uint8
 	}
 }
 

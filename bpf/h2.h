@@ -58,6 +58,7 @@ struct h2_seg_dir {
 	__u8 lost;    /* position unknown: no segments in this direction */
 	__u8 _pad;
 	__u32 max_sid; /* h2_stream.h: highest stream whose ids were decided */
+	__u32 pend_sid; /* h2_stream.h: a request HEADERS frame continues in the next syscall */
 	__u8 hdr[24]; /* 9 used; room for a read at any hn < 9 */
 };
 

@@ -101,6 +101,32 @@ static __always_inline void h2_seg_open(struct h2_seg_walk *w, struct h2_seg_dir
 	f->len = sd->skip;
 	f->sid = sid;
 	f->flags = sd->hdr[4];
+	f->tail = 0;
+	os->n = n + 1;
+	/* Split across syscalls: decided again from the last piece (h2_seg_tail). */
+	if (w->pos + sd->skip > w->ret && (f->flags & (H2F_END_HEADERS | H2F_PADDED)) == H2F_END_HEADERS)
+		sd->pend_sid = sid;
+}
+
+/* The payload of a split request HEADERS frame ended at w->pos: its last
+ * piece, [0, w->pos) of this syscall, is noted too. */
+static __always_inline void h2_seg_tail(struct h2_seg_walk *w, struct h2_seg_dir *sd)
+{
+	__u32 sid = sd->pend_sid;
+	sd->pend_sid = 0;
+	__u32 zero = 0;
+	struct h2_opens *os = bpf_map_lookup_elem(&h2_opens_scratch, &zero);
+	if (!os)
+		return;
+	__u32 n = os->n;
+	if (n >= H2_MAX_OPENS)
+		return;
+	struct h2_frame_at *f = &os->f[n & (H2_MAX_OPENS - 1)];
+	f->start = 0;
+	f->len = w->pos;
+	f->sid = sid;
+	f->flags = H2F_END_HEADERS;
+	f->tail = 1;
 	os->n = n + 1;
 }
 
@@ -118,6 +144,8 @@ static long h2_seg_step(__u64 i, void *arg)
 			h2_seg_put(w, w->pos, n);
 		sd->skip -= n;
 		w->pos += n;
+		if (!sd->skip && sd->pend_sid && w->decide)
+			h2_seg_tail(w, sd);
 		return 0;
 	}
 	__u64 hn = sd->hn;
@@ -137,6 +165,7 @@ static long h2_seg_step(__u64 i, void *arg)
 	sd->hn = 0;
 	sd->skip = (__u32)sd->hdr[0] << 16 | (__u32)sd->hdr[1] << 8 | sd->hdr[2];
 	sd->type = sd->hdr[3];
+	sd->pend_sid = 0;
 	if (w->decide && hn == 0 && sd->type == H2_HEADERS)
 		h2_seg_open(w, sd);
 	return 0;

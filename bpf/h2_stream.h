@@ -14,11 +14,13 @@
  *
  * Ids come from our own traceparent field (the literal h2.h injects, or
  * any literal with a plain 55-byte value); a block without any
- * traceparent name starts a new root; a block the kernel cannot read
- * whole (split across reads, CONTINUATION, over H2_BLOCK_MAX) or with a
- * traceparent it cannot decode (Huffman, indexed) decides nothing: the
- * agent then parents the SERVER span from the decoded header, and the
- * handler's calls do not link. */
+ * traceparent name starts a new root. A HEADERS frame split across reads
+ * is decided from its last piece (h2_seg.h notes it as a tail), which
+ * holds our field when it has one, but never as a root. A block with
+ * CONTINUATION, over H2_BLOCK_MAX without our field, or with a
+ * traceparent the kernel cannot decode (Huffman, indexed) decides
+ * nothing: the agent then parents the SERVER span from the decoded
+ * header, and the handler's calls do not link. */
 #pragma once
 
 #include "h2.h"
@@ -43,9 +45,10 @@ struct {
 /* A request HEADERS frame read (its header at start of the syscall's buffer). */
 struct h2_frame_at {
 	__u32 start; /* offset of the frame header */
-	__u32 len;   /* frame payload length */
+	__u32 len;   /* frame payload length; tail: its last bytes, at offset 0 */
 	__u32 sid;
 	__u32 flags;
+	__u32 tail;  /* the frame began in an earlier syscall: only its tail is here */
 };
 
 /* The request HEADERS frames of one read, noted by h2_seg.h's walk and
@@ -124,6 +127,10 @@ __attribute__((noinline)) int h2_stream_open(__u32 i)
 		goto unknown; /* no room to tell the agent: decide nothing */
 	__u64 fs = (__u64)f->start + H2_HDR + h2_frag_start(f->flags);
 	__u64 fend = (__u64)f->start + H2_HDR + f->len;
+	if (f->tail) { /* the block's last bytes: our field, if any, is at its end */
+		fs = 0;
+		fend = f->len;
+	}
 	if (!w || !vb || !(f->flags & H2F_END_HEADERS) || fend > os->ret)
 		goto unknown;
 	os->padlen = 0;
@@ -155,7 +162,7 @@ __attribute__((noinline)) int h2_stream_open(__u32 i)
 	} else {
 		/* A root only when the whole block was searched for the name. */
 		w->blen = n;
-		if (blen > H2_BLOCK_MAX || h2_has_tp_name(w))
+		if (f->tail || blen > H2_BLOCK_MAX || h2_has_tp_name(w))
 			goto unknown;
 		random_bytes(c->trace_id, 4);
 		c->trace_flags = sample(c->trace_id);

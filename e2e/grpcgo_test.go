@@ -21,10 +21,10 @@ import (
 // server SERVER → its HTTP CLIENT → users SERVER is one trace, parented
 // by the client's CLIENT span (a root: the loopy-writer hand-off is not
 // followed yet) whenever its HEADERS carried a traceparent; every span id
-// unique, no link elsewhere. A stream whose HEADERS frame is split across
-// two reads (grpc-go's bufio reader fills what room it has left) gets no
-// ids from the kernel: its handler's call is then not linked (1-2 %; see
-// README).
+// unique, no link elsewhere. A HEADERS frame split across reads (grpc-go's
+// bufio reader fills what room it has left) is decided from its last
+// piece, where our field is; only a split inside that field leaves a
+// handler's call unlinked (never mislinked).
 func TestGRPCGoHandlerLinks(t *testing.T) {
 	requireE2E(t)
 	const method = "grpc.health.v1.Health/Check"
@@ -79,7 +79,7 @@ func TestGRPCGoHandlerLinks(t *testing.T) {
 					cur, err := us[0], error(nil)
 					if cur.ParentID == "" {
 						// Unlinked, not mislinked: the kernel decided nothing for
-						// the stream (its HEADERS split across two reads).
+						// the stream (our field itself split across reads).
 						unlinked++
 						continue
 					}
@@ -113,8 +113,8 @@ func TestGRPCGoHandlerLinks(t *testing.T) {
 						exact++
 					}
 				}
-				if handled < calls*95/100 {
-					problems = append(problems, fmt.Sprintf("the handler's call linked in %d of %d, want 95 %%", handled, calls))
+				if handled < calls*99/100 || (inflight == 1 && handled != calls) {
+					problems = append(problems, fmt.Sprintf("the handler's call linked in %d of %d, want 99 %% (all, one call at a time)", handled, calls))
 				}
 				if len(spans) != 4*calls {
 					problems = append(problems, fmt.Sprintf("%d spans, want %d", len(spans), 4*calls))

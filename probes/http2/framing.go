@@ -59,8 +59,7 @@ type direction struct {
 
 	hdr     [frameHeaderLen]byte
 	hdrN    int
-	hdrFrom origin            // chunk the current frame header began in
-	hdrStrs []probe.StreamCtx // its stream ids, while the header is in that chunk
+	hdrFrom origin // chunk the current frame header began in
 	inFrame bool
 	fh      frameHeader
 	off     uint32 // payload bytes of fh consumed
@@ -118,7 +117,6 @@ func (d *direction) feed(c *probe.Chunk) {
 	if gap := c.Len - pos; gap > 0 && d.synced {
 		d.skip(gap)
 	}
-	d.hdrStrs = nil // the kernel decides only for headers whole in one syscall; c's slice is reused
 }
 
 func (d *direction) consume(data []byte) {
@@ -143,7 +141,6 @@ func (d *direction) step(data []byte) int {
 		if d.hdrN == 0 {
 			c := d.cur
 			d.hdrFrom = origin{start: arrival(c), tid: c.TID, ctx: c.Ctx, parent: c.Parent}
-			d.hdrStrs = c.Streams
 		}
 		n := copy(d.hdr[d.hdrN:], data)
 		d.hdrN += n
@@ -173,11 +170,6 @@ func (d *direction) startFrame() {
 	switch fh.typ {
 	case frameHeaders, framePushPromise:
 		d.blk = block{open: true, stream: fh.stream, endStream: fh.flags&flagEndStream != 0, push: fh.typ == framePushPromise, from: d.hdrFrom}
-		for _, sc := range d.hdrStrs {
-			if sc.ID == fh.stream && fh.typ == frameHeaders {
-				d.blk.from.ctx, d.blk.from.parent, d.blk.from.exact = sc.Ctx, sc.Parent, true
-			}
-		}
 		d.hp.begin()
 		if padded {
 			d.frag++
@@ -288,6 +280,15 @@ func (d *direction) endFrame() {
 		}
 		d.p.onData(d.dir, fh.stream, size, known, fh.flags&flagEndStream != 0)
 	case frameHeaders, framePushPromise, frameContinuation:
+		if fh.typ == frameHeaders && d.blk.open {
+			// The kernel's ids for the stream come with the syscall its
+			// HEADERS frame ends in (bpf/h2_stream.h).
+			for _, sc := range d.cur.Streams {
+				if sc.ID == fh.stream {
+					d.blk.from.ctx, d.blk.from.parent, d.blk.from.exact = sc.Ctx, sc.Parent, true
+				}
+			}
+		}
 		if fh.flags&flagEndHeaders != 0 && d.blk.open {
 			d.endBlock()
 		}
