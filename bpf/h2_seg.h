@@ -80,6 +80,23 @@ static __always_inline void h2_seg_put(struct h2_seg_walk *w, __u32 off, __u32 n
 		w->full = 1;
 }
 
+/* Notes a request HEADERS frame (or, tail, the last piece of one) for
+ * h2_stream_opens; beyond H2_MAX_OPENS a read's streams decide nothing. */
+static __always_inline void h2_seg_note(__u32 start, __u32 len, __u32 sid, __u32 flags, __u32 tail)
+{
+	__u32 zero = 0;
+	struct h2_opens *os = bpf_map_lookup_elem(&h2_opens_scratch, &zero);
+	if (!os || os->n >= H2_MAX_OPENS)
+		return;
+	struct h2_frame_at *f = &os->f[os->n & (H2_MAX_OPENS - 1)];
+	f->start = start;
+	f->len = len;
+	f->sid = sid;
+	f->flags = flags;
+	f->tail = tail;
+	os->n++;
+}
+
 /* A HEADERS frame header just read whole at w->pos - H2_HDR: when it opens
  * a stream of a Go server, it is noted for h2_stream_opens. */
 static __always_inline void h2_seg_open(struct h2_seg_walk *w, struct h2_seg_dir *sd)
@@ -89,45 +106,11 @@ static __always_inline void h2_seg_open(struct h2_seg_walk *w, struct h2_seg_dir
 	if (!(sid & 1) || sid <= sd->max_sid)
 		return; /* a server's stream, or trailers */
 	sd->max_sid = sid;
-	__u32 zero = 0;
-	struct h2_opens *os = bpf_map_lookup_elem(&h2_opens_scratch, &zero);
-	if (!os)
-		return;
-	__u32 n = os->n;
-	if (n >= H2_MAX_OPENS)
-		return;
-	struct h2_frame_at *f = &os->f[n & (H2_MAX_OPENS - 1)];
-	f->start = w->pos - H2_HDR;
-	f->len = sd->skip;
-	f->sid = sid;
-	f->flags = sd->hdr[4];
-	f->tail = 0;
-	os->n = n + 1;
-	/* Split across syscalls: decided again from the last piece (h2_seg_tail). */
-	if (w->pos + sd->skip > w->ret && (f->flags & (H2F_END_HEADERS | H2F_PADDED)) == H2F_END_HEADERS)
+	__u32 flags = sd->hdr[4];
+	h2_seg_note(w->pos - H2_HDR, sd->skip, sid, flags, 0);
+	/* Split across syscalls: decided again from its last piece (h2_seg_step). */
+	if (w->pos + sd->skip > w->ret && (flags & (H2F_END_HEADERS | H2F_PADDED)) == H2F_END_HEADERS)
 		sd->pend_sid = sid;
-}
-
-/* The payload of a split request HEADERS frame ended at w->pos: its last
- * piece, [0, w->pos) of this syscall, is noted too. */
-static __always_inline void h2_seg_tail(struct h2_seg_walk *w, struct h2_seg_dir *sd)
-{
-	__u32 sid = sd->pend_sid;
-	sd->pend_sid = 0;
-	__u32 zero = 0;
-	struct h2_opens *os = bpf_map_lookup_elem(&h2_opens_scratch, &zero);
-	if (!os)
-		return;
-	__u32 n = os->n;
-	if (n >= H2_MAX_OPENS)
-		return;
-	struct h2_frame_at *f = &os->f[n & (H2_MAX_OPENS - 1)];
-	f->start = 0;
-	f->len = w->pos;
-	f->sid = sid;
-	f->flags = H2F_END_HEADERS;
-	f->tail = 1;
-	os->n = n + 1;
 }
 
 /* bpf_loop callback: one frame header or one payload run at w->pos. */
@@ -144,8 +127,12 @@ static long h2_seg_step(__u64 i, void *arg)
 			h2_seg_put(w, w->pos, n);
 		sd->skip -= n;
 		w->pos += n;
-		if (!sd->skip && sd->pend_sid && w->decide)
-			h2_seg_tail(w, sd);
+		if (!sd->skip && sd->pend_sid && w->decide) {
+			/* A split request HEADERS frame ends here: its last piece is
+			 * [0, w->pos) of this syscall. */
+			h2_seg_note(0, w->pos, sd->pend_sid, H2F_END_HEADERS, 1);
+			sd->pend_sid = 0;
+		}
 		return 0;
 	}
 	__u64 hn = sd->hn;
