@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -93,7 +94,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	a := &runner{cfg: cfg, sel: sel, tracked: map[uint32]bool{}, services: map[uint32]export.ServiceInfo{}}
+	a := &runner{cfg: cfg, sel: sel, tracked: map[uint32]bool{}, services: map[uint32]export.ServiceInfo{},
+		exited: map[uint32]time.Time{}}
 	pipe, err := export.New(ctx, export.Config{
 		Output:     cfg.Output,
 		DropRoutes: cfg.DropRoutes,
@@ -190,6 +192,7 @@ type runner struct {
 	mu       sync.Mutex
 	tracked  map[uint32]bool
 	services map[uint32]export.ServiceInfo // read when selected: short-lived processes are gone by export time
+	exited   map[uint32]time.Time          // tracked processes that exited, for exitGrace: when
 }
 
 // exitGrace lets a process's last data events, which travel on the data
@@ -271,14 +274,21 @@ func (a *runner) attachGoLinking(pid uint32) string {
 		way = "goroutine (no net/http client hand-off"
 	}
 	go func() {
-		switch err := a.capt.AttachGRPC(pid); {
-		case err == nil:
+		server, client := a.capt.AttachGRPC(pid)
+		switch {
+		case server == nil:
 			slog.Info("grpc-go server: each stream's handler goroutine serves its RPC (uprobes on handleStream, writeStatus)", "pid", pid)
-		case !errors.Is(err, capture.ErrNoGRPC):
-			slog.Warn("grpc-go server: handlers' calls will not link to their RPCs", "pid", pid, "err", err)
+		case !errors.Is(server, capture.ErrNoGRPC) && !errors.Is(server, fs.ErrNotExist): // (gone: it exited)
+			slog.Warn("grpc-go server: handlers' calls will not link to their RPCs", "pid", pid, "err", server)
+		}
+		switch {
+		case client == nil:
+			slog.Info("grpc-go client: each call's stream carries the ids of the request its caller serves (uprobes on NewStream's executeAndPut call, clientHeaderHandler)", "pid", pid)
+		case !errors.Is(client, capture.ErrNoGRPC) && !errors.Is(client, fs.ErrNotExist):
+			slog.Warn("grpc-go client: calls will not link to the requests they serve", "pid", pid, "err", client)
 		}
 	}()
-	return way + "; grpc-go server uprobes when it has one)"
+	return way + "; grpc-go server and client uprobes when it has them)"
 }
 
 // attachPython follows pid's contexts once its interpreter is up (a
@@ -327,6 +337,9 @@ func (a *runner) forget(pid uint32, at time.Time) {
 	a.mu.Lock()
 	known := a.tracked[pid]
 	delete(a.tracked, pid)
+	if known {
+		a.exited[pid] = at
+	}
 	a.mu.Unlock()
 	_ = a.capt.Untrack(pid)
 	time.AfterFunc(exitGrace, func() {
@@ -335,6 +348,9 @@ func (a *runner) forget(pid uint32, at time.Time) {
 		a.mu.Lock()
 		if !a.tracked[pid] { // not a reused pid selected again meanwhile
 			delete(a.services, pid)
+		}
+		if a.exited[pid] == at {
+			delete(a.exited, pid)
 		}
 		a.mu.Unlock()
 	})
@@ -388,8 +404,19 @@ func (a *runner) decidePending(pid uint32, exec procinfo.Exec) bool {
 	return false
 }
 
+// ranBefore reports whether pid is a tracked process that exited at or
+// after t: its events still draining from the data ring (those of a short
+// run are all still marked pending when the agent is busy), not a new
+// process that reuses the pid.
+func (a *runner) ranBefore(pid uint32, t time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	at, ok := a.exited[pid]
+	return ok && !t.After(at)
+}
+
 func (a *runner) onData(ev *capture.Event) {
-	if ev.Pending && !a.decidePending(ev.PID, procinfo.Exec{}) {
+	if ev.Pending && !a.ranBefore(ev.PID, ev.End) && !a.decidePending(ev.PID, procinfo.Exec{}) {
 		return
 	}
 	switch ev.Type {

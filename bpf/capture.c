@@ -29,154 +29,8 @@ volatile const __u32 capture_size = 4096; /* <= MAX_CAPTURE */
 volatile const __u8 watch_exec = 0;      /* emit EV_EXEC for every exec */
 volatile const __u8 watch_listen = 0;    /* emit EV_LISTEN for every listen */
 
-/* gRPC C-core (Python, Ruby, C++) sends one iovec per HPACK string and
- * frame piece: 27 in the sendmsg of one request, up to 260. */
-#define MAX_IOV 1024 /* UIO_MAXIOV */
-
-/* First bytes of a send read to classify it: the HTTP/2 client preface,
- * a frame header, an HTTP/1 request or response start. */
-#define SEND_HEAD H2_PREFACE_LEN
-
-enum io_kind {
-	IO_BUF = 0, /* (fd, buf) read/write/recvfrom/sendto */
-	IO_IOV = 1, /* (fd, iov, iovcnt) readv/writev */
-	IO_MSG = 2, /* (fd, msghdr) recvmsg/sendmsg */
-	IO_SEND = 3, /* sys_exit only: a send, whose arguments its entry saved */
-};
-
-#include "emit.h"
-
-struct io_args {
-	__u64 start_ns;
-	__u64 ptr; /* buf, iovec array or msghdr */
-	__u32 iovcnt;
-	__s32 fd;
-	__u8 kind;
-	__u8 dir;
-	__u8 state; /* trace_state at entry; 0: no syscall in flight */
-	struct trace_ctx ctx; /* a request written while serving one: its client span */
-};
-
-/* Syscall arguments between enter and exit, per thread: task storage,
- * found from the task without hashing, locking or freeing per syscall
- * (exit clears state), and freed with the thread. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct io_args);
-} active_io SEC(".maps");
-
-/* Scratch event, per CPU: too big for the 512-byte BPF stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct data_event);
-} scratch SEC(".maps");
-
-/* The iovec array a send passes (iovp 0: a plain buffer) and its count;
- * 0 if unreadable. */
-static __always_inline int send_iovs(struct io_args *a, __u64 *iovp, __u64 *cnt)
-{
-	*iovp = 0;
-	*cnt = 0;
-	if (a->kind == IO_BUF)
-		return 1;
-	if (a->kind == IO_MSG) {
-		struct user_msghdr_min m = {};
-		if (bpf_probe_read_user(&m, sizeof(m), (void *)a->ptr))
-			return 0;
-		*iovp = m.iov;
-		*cnt = m.iovlen;
-	} else {
-		*iovp = a->ptr;
-		*cnt = a->iovcnt;
-	}
-	return *cnt >= 1;
-}
-
-/* The first buffer of a send whose iovec array is iovp (0: a plain buffer,
- * base and len preset); 0 if unreadable. */
-static __always_inline int send_first_buf(__u64 iovp, __u64 *base, __u64 *len)
-{
-	if (!iovp)
-		return 1;
-	struct user_iovec iov = {};
-	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)iovp))
-		return 0;
-	*base = iov.base;
-	*len = iov.len;
-	return 1;
-}
-
-/* A write by a thread that serves a request: when it starts a request, it
- * is a client call of that request (context, maybe a traceparent plan).
- * Decided from the first bytes (SEND_HEAD) where they suffice: only a
- * request start that gets a plan reads up to HDR_SCAN bytes. */
-__attribute__((noinline)) int prepare_send(struct io_args *a, __u64 count_arg)
-{
-	if (!a)
-		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct ctx_key k;
-	current_ctx_key(&k, a->state);
-	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
-	if (!cur && (a->state & TRACE_GO))
-		cur = go_client_ctx(&k); /* net/http writes from its writeLoop goroutine */
-	__u64 iovp, iovcnt;
-	if (!send_iovs(a, &iovp, &iovcnt))
-		return 0;
-	if (kafka_inject_enabled &&
-	    kafka_plan_send(a->fd, a->ptr, count_arg, iovp, iovcnt, cur, &a->ctx))
-		return 0; /* a Kafka Produce: its PRODUCER span, served or not */
-	struct sock *sk = task_sock_of_fd(task, a->fd);
-	__u64 base = a->ptr, len = count_arg;
-	if (!sk || !send_first_buf(iovp, &base, &len))
-		return 0;
-	if (a->state & TRACE_BIND) {
-		/* What the binder proved wins (bind.h, python.h); else the thread's request,
-		 * with its guards (Node's HTTP/2 sessions write beneath the
-		 * tracker; a grpc-js server's requests are not named). */
-		struct srv_ctx *b = bound_request(k.pid, sk);
-		int none = 0;
-		if (!b)
-			b = py_bound_request(k.pid, k.tid, &none); /* python.h */
-		if (b || none)
-			cur = b;
-	}
-	__u32 n = len > HDR_SCAN ? HDR_SCAN : (__u32)len;
-	__u32 hn = n > SEND_HEAD ? SEND_HEAD : n;
-	__u8 head[32] = {}; /* a power of two above SEND_HEAD: the mask bounds the read */
-	asm volatile("" : "+r"(hn)); /* keeps the mask (clang knows hn <= SEND_HEAD) */
-	if (bpf_probe_read_user(head, hn & (sizeof(head) - 1), (void *)base))
-		return 0;
-	if (is_response_start(head, n))
-		return 0; /* answering the request it serves, not a call (nor HTTP/2) */
-	int usable = ctx_usable(cur);
-	int h1_request = is_request_start(head, n);
-	if (!usable && !h1_request && !h2_head_matters(head, hn))
-		return 0; /* the common case: not serving anything */
-	if ((usable || h2_head_matters(head, hn)) &&
-	    h2_prepare_send((__u64)sk, sk, cur, base, len, head, hn, iovp,
-			    iovcnt > MAX_IOV ? MAX_IOV : (__u32)iovcnt, &a->ctx))
-		return 0; /* HTTP/2: h2.h */
-	if (!h1_request) {
-		if (usable)
-			client_ctx(cur, &a->ctx);
-		return 0;
-	}
-	/* An HTTP/1 request: read whole headers even when not serving one, as
-	 * a forwarded traceparent names the request served (http_send.h). */
-	__u32 zero = 0;
-	struct data_event *ev = bpf_map_lookup_elem(&scratch, &zero);
-	if (!ev)
-		return 0;
-	if (bpf_probe_read_user(ev->data, n & (HDR_SCAN * 2 - 1), (void *)base))
-		return 0;
-	plan_http1_send(ev->data, n, sk, usable ? cur : NULL, &a->ctx);
-	return 0;
-}
+#include "io.h"
+#include "send_plan.h"
 
 /* a's fields from the syscall's arguments in regs, which a read's exit
  * still finds there; returns the third argument (count or iovcnt). */
@@ -298,7 +152,12 @@ __attribute__((noinline)) int emit_io(struct io_args *a, __u64 id, long ret)
 	 * data event in the ring: the agent joins the segments to it. */
 	if (h2) {
 		h2_segments(ev, a->kind == IO_BUF ? a->ptr : 0, (__u32)ret, a->dir, a->state);
-		h2_stream_opens(ev); /* a Go server's new streams (h2_stream.h) */
+		if (a->state & TRACE_GO) { /* streams with ids of their own (h2_stream.h, h2_out.h) */
+			if (a->dir == DIR_RECV)
+				h2_stream_opens(ev);
+			else
+				h2_send_streams(ev);
+		}
 	}
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))

@@ -100,6 +100,27 @@ type CaptureGoH2connKey struct {
 	T   uint64
 }
 
+type CaptureGoHdrKey struct {
+	_   structs.HostLayout
+	Pid uint32
+	Pad uint32
+	Hdr uint64
+}
+
+type CaptureGoOut struct {
+	_  structs.HostLayout
+	C  CaptureTraceCtx
+	W  uint64
+	Ts uint64
+}
+
+type CaptureGoOutKey struct {
+	_   structs.HostLayout
+	Pid uint32
+	Sid uint32
+	G   uint64
+}
+
 type CaptureH2Opens struct {
 	_      structs.HostLayout
 	Buf    uint64
@@ -119,6 +140,19 @@ type CaptureH2Opens struct {
 	}
 }
 
+type CaptureH2OutRecs struct {
+	_   structs.HostLayout
+	Sk  uint64
+	N   uint32
+	Pad uint32
+	R   [64]struct {
+		_   structs.HostLayout
+		Sid uint32
+		Len uint32
+		C   CaptureTraceCtx
+	}
+}
+
 type CaptureH2Send struct {
 	_          structs.HostLayout
 	Sk         uint64
@@ -128,13 +162,30 @@ type CaptureH2Send struct {
 	Consumed   uint32
 	LocalPort  uint32
 	RemotePort uint32
-	Site       [4]struct {
-		_        structs.HostLayout
-		FrameOff uint32
-		InsOff   uint32
-		Hdr      [12]uint8
-		Field    [72]uint8
+	Site       [64]struct {
+		_          structs.HostLayout
+		FrameOff   uint32
+		InsOff     uint32
+		Hdr        [12]uint8
+		TraceId    [16]uint8
+		SpanId     [8]uint8
+		TraceFlags uint8
+		Pad        [3]uint8
 	}
+}
+
+type CaptureH2SendArgs struct {
+	_      structs.HostLayout
+	Sk     uint64
+	Base   uint64
+	Len    uint64
+	Iovp   uint64
+	Iovcnt uint32
+	Hn     uint32
+	Pid    uint32
+	Pad    uint32
+	G      uint64
+	Head   [32]uint8
 }
 
 type CaptureH2Sock struct {
@@ -180,6 +231,12 @@ type CaptureH2Walk struct {
 	Pos     uint32
 	MaxSid  uint32
 	Ctx     CaptureTraceCtx
+	Sc      CaptureTraceCtx
+	Pid     uint32
+	Pad     uint32
+	G       uint64
+	Recs    CaptureH2OutRecs
+	Nv      CaptureH2Sock
 	Hdr     [16]uint8
 	Blk     [2048]uint8
 }
@@ -383,10 +440,15 @@ const (
 	CaptureMapEvents              = "events"
 	CaptureMapFwdCtx              = "fwd_ctx"
 	CaptureMapFwdScratch          = "fwd_scratch"
+	CaptureMapGoGrpcHdrs          = "go_grpc_hdrs"
+	CaptureMapGoH2Out             = "go_h2_out"
+	CaptureMapGoH2Writer          = "go_h2_writer"
 	CaptureMapGoH2conns           = "go_h2conns"
 	CaptureMapGoWriter            = "go_writer"
+	CaptureMapH2ArgsScratch       = "h2_args_scratch"
 	CaptureMapH2OpensScratch      = "h2_opens_scratch"
 	CaptureMapH2SegScratch        = "h2_seg_scratch"
+	CaptureMapH2SendRecs          = "h2_send_recs"
 	CaptureMapH2Sends             = "h2_sends"
 	CaptureMapH2Socks             = "h2_socks"
 	CaptureMapH2Streams           = "h2_streams"
@@ -412,6 +474,8 @@ const (
 	CaptureMapTracedPids          = "traced_pids"
 	CaptureMapValueScratch        = "value_scratch"
 	CaptureProgGoGrpcHandle       = "go_grpc_handle"
+	CaptureProgGoGrpcHdr          = "go_grpc_hdr"
+	CaptureProgGoGrpcPut          = "go_grpc_put"
 	CaptureProgGoGrpcReader       = "go_grpc_reader"
 	CaptureProgGoGrpcStatus       = "go_grpc_status"
 	CaptureProgGoRoundtrip        = "go_roundtrip"
@@ -481,6 +545,8 @@ type CaptureSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type CaptureProgramSpecs struct {
 	GoGrpcHandle       *ebpf.ProgramSpec `ebpf:"go_grpc_handle"`
+	GoGrpcHdr          *ebpf.ProgramSpec `ebpf:"go_grpc_hdr"`
+	GoGrpcPut          *ebpf.ProgramSpec `ebpf:"go_grpc_put"`
 	GoGrpcReader       *ebpf.ProgramSpec `ebpf:"go_grpc_reader"`
 	GoGrpcStatus       *ebpf.ProgramSpec `ebpf:"go_grpc_status"`
 	GoRoundtrip        *ebpf.ProgramSpec `ebpf:"go_roundtrip"`
@@ -515,10 +581,15 @@ type CaptureMapSpecs struct {
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	FwdCtx          *ebpf.MapSpec `ebpf:"fwd_ctx"`
 	FwdScratch      *ebpf.MapSpec `ebpf:"fwd_scratch"`
+	GoGrpcHdrs      *ebpf.MapSpec `ebpf:"go_grpc_hdrs"`
+	GoH2Out         *ebpf.MapSpec `ebpf:"go_h2_out"`
+	GoH2Writer      *ebpf.MapSpec `ebpf:"go_h2_writer"`
 	GoH2conns       *ebpf.MapSpec `ebpf:"go_h2conns"`
 	GoWriter        *ebpf.MapSpec `ebpf:"go_writer"`
+	H2ArgsScratch   *ebpf.MapSpec `ebpf:"h2_args_scratch"`
 	H2OpensScratch  *ebpf.MapSpec `ebpf:"h2_opens_scratch"`
 	H2SegScratch    *ebpf.MapSpec `ebpf:"h2_seg_scratch"`
+	H2SendRecs      *ebpf.MapSpec `ebpf:"h2_send_recs"`
 	H2Sends         *ebpf.MapSpec `ebpf:"h2_sends"`
 	H2Socks         *ebpf.MapSpec `ebpf:"h2_socks"`
 	H2Streams       *ebpf.MapSpec `ebpf:"h2_streams"`
@@ -591,10 +662,15 @@ type CaptureMaps struct {
 	Events          *ebpf.Map `ebpf:"events"`
 	FwdCtx          *ebpf.Map `ebpf:"fwd_ctx"`
 	FwdScratch      *ebpf.Map `ebpf:"fwd_scratch"`
+	GoGrpcHdrs      *ebpf.Map `ebpf:"go_grpc_hdrs"`
+	GoH2Out         *ebpf.Map `ebpf:"go_h2_out"`
+	GoH2Writer      *ebpf.Map `ebpf:"go_h2_writer"`
 	GoH2conns       *ebpf.Map `ebpf:"go_h2conns"`
 	GoWriter        *ebpf.Map `ebpf:"go_writer"`
+	H2ArgsScratch   *ebpf.Map `ebpf:"h2_args_scratch"`
 	H2OpensScratch  *ebpf.Map `ebpf:"h2_opens_scratch"`
 	H2SegScratch    *ebpf.Map `ebpf:"h2_seg_scratch"`
+	H2SendRecs      *ebpf.Map `ebpf:"h2_send_recs"`
 	H2Sends         *ebpf.Map `ebpf:"h2_sends"`
 	H2Socks         *ebpf.Map `ebpf:"h2_socks"`
 	H2Streams       *ebpf.Map `ebpf:"h2_streams"`
@@ -635,10 +711,15 @@ func (m *CaptureMaps) Close() error {
 		m.Events,
 		m.FwdCtx,
 		m.FwdScratch,
+		m.GoGrpcHdrs,
+		m.GoH2Out,
+		m.GoH2Writer,
 		m.GoH2conns,
 		m.GoWriter,
+		m.H2ArgsScratch,
 		m.H2OpensScratch,
 		m.H2SegScratch,
+		m.H2SendRecs,
 		m.H2Sends,
 		m.H2Socks,
 		m.H2Streams,
@@ -685,6 +766,8 @@ type CaptureVariables struct {
 // It can be passed to LoadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CapturePrograms struct {
 	GoGrpcHandle       *ebpf.Program `ebpf:"go_grpc_handle"`
+	GoGrpcHdr          *ebpf.Program `ebpf:"go_grpc_hdr"`
+	GoGrpcPut          *ebpf.Program `ebpf:"go_grpc_put"`
 	GoGrpcReader       *ebpf.Program `ebpf:"go_grpc_reader"`
 	GoGrpcStatus       *ebpf.Program `ebpf:"go_grpc_status"`
 	GoRoundtrip        *ebpf.Program `ebpf:"go_roundtrip"`
@@ -706,6 +789,8 @@ type CapturePrograms struct {
 func (p *CapturePrograms) Close() error {
 	return _CaptureClose(
 		p.GoGrpcHandle,
+		p.GoGrpcHdr,
+		p.GoGrpcPut,
 		p.GoGrpcReader,
 		p.GoGrpcStatus,
 		p.GoRoundtrip,

@@ -14,11 +14,14 @@
 
 #include "gohttp.h"
 #include "h2_stream.h"
+#include "h2_out.h"
 
 #if defined(__TARGET_ARCH_x86)
+#define GO_ARG2(ctx) ((ctx)->bx)
 #define GO_ARG3(ctx) ((ctx)->cx)
 #define GO_ARG4(ctx) ((ctx)->di)
 #elif defined(__TARGET_ARCH_arm64)
+#define GO_ARG2(ctx) (ARM64_REGS(ctx)->regs[1])
 #define GO_ARG3(ctx) (ARM64_REGS(ctx)->regs[2])
 #define GO_ARG4(ctx) (ARM64_REGS(ctx)->regs[3])
 #endif
@@ -94,5 +97,76 @@ int go_grpc_status(struct pt_regs *ctx)
 	struct ctx_key k;
 	if (go_key(ctx, &k))
 		bpf_map_delete_elem(&server_ctx, &k);
+	return 0;
+}
+
+/* grpc-go clients: a call's goroutine queues its stream's HEADERS (a
+ * *clientHeaders) on the transport's control buffer, and the connection's
+ * loopy-writer goroutine writes them, many callers' in one write. Two
+ * uprobes, per RPC, carry the caller's request over (h2_out.h):
+ *   NewStream's call of (*controlBuffer).executeAndPut(f, hdr)  the
+ *       caller, before hdr is queued (on the call instruction:
+ *       executeAndPut itself runs for every frame queued):
+ *       go_grpc_hdrs[hdr] = the call's CLIENT ids, a child of the request
+ *       the caller serves
+ *   (*loopyWriter).clientHeaderHandler(l, hdr)  the writer, before it
+ *       encodes hdr, whose stream id the caller's f set (cookie: its
+ *       offset): go_h2_out[writer, sid] = go_grpc_hdrs[hdr] */
+struct go_hdr_key {
+	__u32 pid;
+	__u32 _pad;
+	__u64 hdr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_hdr_key);
+	__type(value, struct trace_ctx);
+} go_grpc_hdrs SEC(".maps");
+
+/* executeAndPut(c, f, it cbItem): it's data pointer is the fourth word. */
+SEC("uprobe/go_grpc_put")
+int go_grpc_put(struct pt_regs *ctx)
+{
+	struct ctx_key k;
+	if (!go_key(ctx, &k))
+		return 0;
+	struct go_hdr_key hk = {.pid = k.pid, .hdr = GO_ARG4(ctx)};
+	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
+	if (!ctx_usable(cur)) {
+		bpf_map_delete_elem(&go_grpc_hdrs, &hk); /* a former hdr at this address: not this call's */
+		return 0;
+	}
+	struct trace_ctx c;
+	client_ctx(cur, &c);
+	bpf_map_update_elem(&go_grpc_hdrs, &hk, &c, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe/go_grpc_hdr")
+int go_grpc_hdr(struct pt_regs *ctx)
+{
+	struct ctx_key k;
+	if (!go_key(ctx, &k))
+		return 0;
+	/* The writer serves no request, whatever its goroutine struct did before. */
+	bpf_map_delete_elem(&server_ctx, &k);
+	bpf_map_delete_elem(&go_writer, &k);
+	__u64 l = GO_ARG1(ctx);
+	__u64 *was = bpf_map_lookup_elem(&go_h2_writer, &k);
+	if (!was || *was != l)
+		bpf_map_update_elem(&go_h2_writer, &k, &l, BPF_ANY);
+	struct go_hdr_key hk = {.pid = k.pid, .hdr = GO_ARG2(ctx)};
+	struct trace_ctx *c = bpf_map_lookup_elem(&go_grpc_hdrs, &hk);
+	if (!c)
+		return 0;
+	__u32 sid = 0;
+	if (!bpf_probe_read_user(&sid, 4, (void *)(hk.hdr + (bpf_get_attach_cookie(ctx) & 0xffff))) && (sid & 1)) {
+		struct go_out_key ok = {.pid = k.pid, .sid = sid, .g = k.goid};
+		struct go_out v = {.c = *c, .w = l, .ts = bpf_ktime_get_ns()};
+		bpf_map_update_elem(&go_h2_out, &ok, &v, BPF_ANY);
+	}
+	bpf_map_delete_elem(&go_grpc_hdrs, &hk);
 	return 0;
 }

@@ -28,12 +28,13 @@
 #pragma once
 
 #include "http.h"
+#include "h2_out.h"
 
 #define H2_PREFACE_LEN 24
 #define H2_HDR 9
 #define H2_FIELD_LEN 69        /* 1 + 1 + 11 + 1 + 55 */
-#define H2_MAX_SITES 4         /* HEADERS frames injected per message */
-#define H2_MAX_FRAMES 64       /* frames walked per message */
+#define H2_MAX_SITES 64        /* HEADERS frames injected per message */
+#define H2_MAX_FRAMES 256      /* frames walked per message */
 #define H2_BLOCK_MAX 1024      /* longest header block searched for a traceparent */
 #define H2_MAX_FRAME 16384     /* SETTINGS_MAX_FRAME_SIZE default: never exceeded */
 #define H2_IOV 8
@@ -86,7 +87,10 @@ struct h2_site {
 	__u32 frame_off; /* the HEADERS frame's header */
 	__u32 ins_off;   /* end of its header block */
 	__u8 hdr[12];    /* the frame header as planned (9 bytes used) */
-	__u8 field[72];  /* the field inserted (H2_FIELD_LEN bytes used) */
+	__u8 trace_id[16]; /* the traceparent inserted (h2_apply.h writes the field) */
+	__u8 span_id[8];
+	__u8 trace_flags;
+	__u8 _pad[3];
 };
 
 /* A write on an HTTP/2 client socket, from sys_enter to sys_exit. */
@@ -103,7 +107,7 @@ struct h2_send {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 2048); /* threads inside an HTTP/2 write at once */
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct h2_send);
 } h2_sends SEC(".maps");
@@ -122,6 +126,12 @@ struct h2_walk {
 	__u32 pos;     /* search position in blk */
 	__u32 max_sid; /* see h2_sock */
 	struct trace_ctx ctx; /* the write's client context (base span id) */
+	struct trace_ctx sc;  /* a stream's own, from go_h2_out */
+	__u32 pid;
+	__u32 _pad;
+	__u64 g;       /* a Go writer's goroutine: streams may have their own ids (h2_out.h) */
+	struct h2_out_recs recs;
+	struct h2_sock nv; /* a new client socket's entry */
 	__u8 hdr[16];
 	__u8 blk[H2_BLOCK_MAX * 2];
 };
@@ -281,61 +291,7 @@ static __always_inline __u64 h2_user_addr(struct h2_walk *w, __u32 off, __u32 n)
 	return 0;
 }
 
-static const __u8 h2_tp_huff[8] = {0x4d, 0x83, 0x21, 0x6b, 0x1d, 0x85, 0xa9, 0x3f};
-
-/* A search of a header block copied into h2_walk.blk, by bpf_loop (a
- * bounded loop would be verified once per position, in every program). */
-struct h2_search {
-	__u8 *blk;
-	__u32 n;     /* block bytes */
-	__u32 found; /* name: 1; value: its offset + 1 */
-};
-
-/* bpf_loop callback: a traceparent name, plain or Huffman, at position j? */
-static long h2_name_cb(__u64 j, void *arg)
-{
-	struct h2_search *s = arg;
-	__u32 p = (__u32)j & (H2_BLOCK_MAX - 1);
-	if (p + 12 > s->n)
-		return 1;
-	__u8 *b = s->blk;
-	__u8 c = b[p];
-	if (c != 0x0b && c != 0x88)
-		return 0;
-	__u64 x = 0, y = 0, huff = 0;
-	__builtin_memcpy(&x, &b[p + 1], 8);
-	__builtin_memcpy(&y, &b[p + 9], 3);
-	__builtin_memcpy(&huff, h2_tp_huff, 8);
-	if ((c == 0x88 && x == huff) ||
-	    (c == 0x0b && x == LOWER8('t', 'r', 'a', 'c', 'e', 'p', 'a', 'r') && y == LOWER8('e', 'n', 't', 0, 0, 0, 0, 0))) {
-		s->found = 1;
-		return 1;
-	}
-	return 0;
-}
-
-/* bpf_loop callback: our traceparent field ("\x0btraceparent" + a plain
- * 55-byte value, any literal kind) with its name at position j + 1? */
-static long h2_value_cb(__u64 j, void *arg)
-{
-	struct h2_search *s = arg;
-	__u32 p = ((__u32)j & (H2_BLOCK_MAX - 1)) + 1;
-	if (p + 13 + 55 > s->n)
-		return 1;
-	__u8 *b = s->blk;
-	if (b[p] != 0x0b || b[p + 12] != 55)
-		return 0;
-	__u64 x = 0, y = 0;
-	__builtin_memcpy(&x, &b[p + 1], 8);
-	__builtin_memcpy(&y, &b[p + 9], 3);
-	__u8 kind = b[p - 1];
-	if (x == LOWER8('t', 'r', 'a', 'c', 'e', 'p', 'a', 'r') && y == LOWER8('e', 'n', 't', 0, 0, 0, 0, 0) &&
-	    (kind == 0x00 || kind == 0x10 || kind == 0x40)) {
-		s->found = p + 13 + 1;
-		return 1;
-	}
-	return 0;
-}
+#include "h2_search.h"
 
 /* Whether w->blk (w->blen bytes) holds a traceparent name. */
 static __always_inline int h2_has_tp_name(struct h2_walk *w)
@@ -345,25 +301,23 @@ static __always_inline int h2_has_tp_name(struct h2_walk *w)
 	return s.found;
 }
 
-static __always_inline void h2_put_field(__u8 *f, struct trace_ctx *c, __u32 sid)
+/* The ids site s inserts for stream sid: from the write's base ids (see
+ * the top), or own, the stream's own ids (h2_out.h) as they are. */
+static __always_inline void h2_site_ids(struct h2_site *s, struct trace_ctx *c, __u32 sid, int own)
 {
-	__u8 span[8], trace[16];
-	__builtin_memcpy(span, c->span_id, 8);
-	h2_derive(span, sid);
+	__builtin_memcpy(s->span_id, c->span_id, 8);
+	if (!own)
+		h2_derive(s->span_id, sid);
 	/* A write's streams that serve no request are roots of traces of
 	 * their own: the trace id's last 4 bytes XOR the stream id too. */
-	__builtin_memcpy(trace, c->trace_id, 16);
-	if (!(c->ctx_flags & CTXF_HAS_PARENT)) {
-		trace[12] ^= sid >> 24;
-		trace[13] ^= sid >> 16;
-		trace[14] ^= sid >> 8;
-		trace[15] ^= sid;
+	__builtin_memcpy(s->trace_id, c->trace_id, 16);
+	if (!own && !(c->ctx_flags & CTXF_HAS_PARENT)) {
+		s->trace_id[12] ^= sid >> 24;
+		s->trace_id[13] ^= sid >> 16;
+		s->trace_id[14] ^= sid >> 8;
+		s->trace_id[15] ^= sid;
 	}
-	f[0] = 0x00; /* literal without indexing, new name */
-	f[1] = 11;
-	__builtin_memcpy(f + 2, "traceparent", 11);
-	f[13] = 55; /* plain (not Huffman) value */
-	put_traceparent(f + 14, trace, span, c->trace_flags);
+	s->trace_flags = c->trace_flags;
 }
 
 /* A whole HEADERS frame with END_HEADERS at w->off: when it opens a new
@@ -382,6 +336,22 @@ static __always_inline void h2_request_frame(struct h2_walk *w, struct h2_fh *f)
 	}
 	if (fs + pad > fend)
 		return; /* PROTOCOL_ERROR: leave it alone */
+	/* A request opens its stream (RFC 9113 §5.1.1: client streams grow);
+	 * a later HEADERS frame on a stream is trailers. */
+	if (f->sid <= w->max_sid)
+		return;
+	w->max_sid = f->sid;
+	w->nreq++;
+	int own = w->g && go_stream_ctx(w->pid, w->g, f->sid, &w->sc);
+	if (own && w->recs.n < H2_OUT_RECS) {
+		struct h2_out_rec *r = &w->recs.r[w->recs.n & (H2_OUT_RECS - 1)];
+		r->sid = f->sid;
+		r->len = H2_REC_STREAM | sizeof(struct trace_ctx);
+		r->c = w->sc;
+		w->recs.n++;
+	} else {
+		own = 0; /* no room to tell the agent: the base ids, a root */
+	}
 	__u32 blen = fend - pad - fs;
 	if (blen == 0 || blen > H2_BLOCK_MAX)
 		return;
@@ -390,12 +360,6 @@ static __always_inline void h2_request_frame(struct h2_walk *w, struct h2_fh *f)
 	asm volatile("" : "+r"(blen));
 	if (!a || bpf_probe_read_user(w->blk, blen & H2_BLK_MASK, (void *)a))
 		return;
-	/* A request opens its stream (RFC 9113 §5.1.1: client streams grow);
-	 * a later HEADERS frame on a stream is trailers. */
-	if (f->sid <= w->max_sid)
-		return;
-	w->max_sid = f->sid;
-	w->nreq++;
 	w->blen = blen;
 	if (h2_has_tp_name(w))
 		w->has_tp = 1;
@@ -408,7 +372,7 @@ static __always_inline void h2_request_frame(struct h2_walk *w, struct h2_fh *f)
 	s->frame_off = w->off;
 	s->ins_off = fend - pad;
 	__builtin_memcpy(s->hdr, w->hdr, 12);
-	h2_put_field(s->field, &w->ctx, f->sid);
+	h2_site_ids(s, own ? &w->sc : &w->ctx, f->sid, own);
 	w->send.n = n + 1;
 }
 
@@ -456,33 +420,60 @@ static __always_inline int h2_head_matters(const __u8 *head, __u32 hn)
 	return h2_plausible(&f, 1) || (hn >= H2_PREFACE_LEN && h2_is_preface(head));
 }
 
-/* sys_enter of a write on sk (first piece at base, len bytes, its first
- * hn bytes in head; the iovec array iovp/iovcnt when the syscall takes
- * pieces). Returns 1 when sk is
- * an HTTP/2 socket (then the HTTP/1 logic does not apply); out gets the
- * write's client context when it holds requests. */
-static __always_inline int h2_prepare_send(__u64 sk, struct sock *s, struct srv_ctx *cur, __u64 base,
-					   __u64 len, const __u8 *head, __u32 hn, __u64 iovp, __u32 iovcnt,
-					   struct trace_ctx *out)
+/* A write's arguments for h2_prepare_send. */
+struct h2_send_args {
+	__u64 sk;   /* struct sock * */
+	__u64 base; /* its first piece */
+	__u64 len;
+	__u64 iovp; /* its iovec array, when it takes pieces */
+	__u32 iovcnt;
+	__u32 hn;   /* bytes of the first piece in head */
+	__u32 pid;
+	__u32 _pad;
+	__u64 g;    /* the writing goroutine (Go), else 0 */
+	__u8 head[32];
+};
+
+/* Per CPU, off the stack the call chain below a write's program shares. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct h2_send_args);
+} h2_args_scratch SEC(".maps");
+
+/* sys_enter of a write on a->sk. Returns 1 when the socket is an HTTP/2
+ * one (then the HTTP/1 logic does not apply); out gets the write's client
+ * context when it holds requests. A global function: verified once, apart
+ * from the many paths of its caller. */
+__attribute__((noinline)) int h2_prepare_send(struct h2_send_args *a, struct srv_ctx *cur, struct trace_ctx *out)
 {
+	if (!a || !out)
+		return 0;
+	__u64 sk = a->sk, base = a->base, len = a->len, iovp = a->iovp;
+	__u32 iovcnt = a->iovcnt, hn = a->hn;
+	const __u8 *head = a->head;
+	struct sock *s = (struct sock *)sk;
 	struct h2_sock *hs = bpf_map_lookup_elem(&h2_socks, &sk);
 	__u32 off = 0;
 	if (hs && hs->role != H2_CLIENT)
 		return 1; /* a server's responses: see h2_on_send */
+	__u32 zero = 0;
+	struct h2_walk *w = bpf_map_lookup_elem(&h2_walk_scratch, &zero);
+	if (!w)
+		return !!hs;
 	if (!hs) {
 		if (hn < H2_PREFACE_LEN || !h2_is_preface(head))
 			return 0;
-		struct h2_sock nv = {.role = H2_CLIENT};
-		nv.seg[DIR_SEND].skip = H2_PREFACE_LEN; /* h2_seg.h: the preface, then frames */
-		bpf_map_update_elem(&h2_socks, &sk, &nv, BPF_ANY);
+		struct h2_sock *nv = &w->nv;
+		__builtin_memset(nv, 0, sizeof(*nv));
+		nv->role = H2_CLIENT;
+		nv->seg[DIR_SEND].skip = H2_PREFACE_LEN; /* h2_seg.h: the preface, then frames */
+		bpf_map_update_elem(&h2_socks, &sk, nv, BPF_ANY);
 		off = H2_PREFACE_LEN;
 	} else if (hs->no_inject) {
 		return 1;
 	}
-	__u32 zero = 0;
-	struct h2_walk *w = bpf_map_lookup_elem(&h2_walk_scratch, &zero);
-	if (!w)
-		return 1;
 	w->niov = 1;
 	w->iov_base[0] = base;
 	w->iov_len[0] = len;
@@ -511,6 +502,9 @@ static __always_inline int h2_prepare_send(__u64 sk, struct sock *s, struct srv_
 	w->off = off;
 	w->nreq = w->bad = w->has_tp = 0;
 	w->max_sid = hs ? hs->max_sid : 0;
+	w->pid = a->pid;
+	w->g = a->g;
+	w->recs.n = 0;
 	if (ctx_usable(cur)) {
 		client_ctx(cur, &w->ctx);
 	} else { /* a new root, sampled as a server's would be */
@@ -538,6 +532,12 @@ static __always_inline int h2_prepare_send(__u64 sk, struct sock *s, struct srv_
 	if (w->nreq)
 		*out = w->ctx;
 	__u64 id = bpf_get_current_pid_tgid();
+	if (w->recs.n) {
+		w->recs.sk = sk;
+		bpf_map_update_elem(&h2_send_recs, &id, &w->recs, BPF_ANY);
+	} else if (w->g) {
+		bpf_map_delete_elem(&h2_send_recs, &id);
+	}
 	bpf_map_update_elem(&h2_sends, &id, &w->send, BPF_ANY);
 	return 1;
 }
@@ -552,6 +552,8 @@ static __always_inline void h2_send_done(__u64 id, __s64 ret, struct trace_ctx *
 		return;
 	if (s->applied)
 		c->ctx_flags |= CTXF_INJECTED;
+	if (ret <= 0)
+		bpf_map_delete_elem(&h2_send_recs, &id); /* no segment event to carry them */
 	if (ret > 0 && (__u64)ret < s->total) {
 		__u64 sk = s->sk;
 		struct h2_sock *h = bpf_map_lookup_elem(&h2_socks, &sk);
@@ -560,77 +562,3 @@ static __always_inline void h2_send_done(__u64 id, __s64 ret, struct trace_ctx *
 	}
 	bpf_map_delete_elem(&h2_sends, &id);
 }
-
-/* --- egress: apply in sk_msg ------------------------------------------- */
-
-/* Inserts one planned field; shift is what earlier insertions added. */
-static __always_inline int h2_apply_site(struct sk_msg_md *msg, struct h2_site *s, __u32 shift)
-{
-	__u32 fo = s->frame_off + shift, io = s->ins_off + shift;
-	if (io < fo + H2_HDR || io > msg->size)
-		return -1;
-	if (bpf_msg_pull_data(msg, fo, fo + H2_HDR, 0))
-		return -1;
-	__u8 *d = msg->data, *e = msg->data_end;
-	if (d + H2_HDR > e)
-		return -1;
-	for (int i = 0; i < H2_HDR; i++)
-		if (d[i] != s->hdr[i])
-			return -1; /* not the frame planned */
-	__u32 flen = (__u32)d[0] << 16 | (__u32)d[1] << 8 | d[2];
-	if (fo + H2_HDR + flen > msg->size)
-		return -1;
-	if (bpf_msg_push_data(msg, io, H2_FIELD_LEN, 0))
-		return -1;
-	if (bpf_msg_pull_data(msg, io, io + H2_FIELD_LEN, 0))
-		goto undo;
-	d = msg->data;
-	e = msg->data_end;
-	for (__u32 i = 0; i < H2_FIELD_LEN; i++) {
-		if (d + i + 1 > e)
-			goto undo;
-		d[i] = s->field[i];
-	}
-	if (bpf_msg_pull_data(msg, fo, fo + H2_HDR, 0))
-		goto undo;
-	d = msg->data;
-	e = msg->data_end;
-	if (d + 3 > e)
-		goto undo;
-	flen += H2_FIELD_LEN;
-	d[0] = flen >> 16;
-	d[1] = flen >> 8;
-	d[2] = flen;
-	return 0;
-undo:
-	bpf_msg_pop_data(msg, io, H2_FIELD_LEN, 0);
-	return -1;
-}
-
-/* sk_msg: applies the HTTP/2 plan of this write. Returns 0 when the
- * write is not an HTTP/2 one (the HTTP/1 plan applies). */
-static __always_inline int h2_apply(struct sk_msg_md *msg, __u64 id)
-{
-	struct h2_send *s = bpf_map_lookup_elem(&h2_sends, &id);
-	if (!s)
-		return 0;
-	__u32 rp = msg->remote_port;
-	if (s->consumed || msg->local_port != s->local_port ||
-	    (rp != s->remote_port && (rp >> 16) != s->remote_port))
-		return 1;
-	s->consumed = 1; /* a long write reaches sk_msg in pieces: only the first */
-	__u32 n = s->n;
-	for (int i = 0; i < H2_MAX_SITES; i++) {
-		if (i >= n)
-			break;
-		if (h2_apply_site(msg, &s->site[i], i * H2_FIELD_LEN)) {
-			count(CNT_INJECT_FAILED);
-			break;
-		}
-		s->applied++;
-		count(CNT_INJECTED);
-	}
-	return 1;
-}
-
-/* --- ingress and responses: captured bytes at sys_exit ----------------- */

@@ -25,8 +25,6 @@
 
 #include "h2.h"
 
-#define H2_REC_STREAM 0x80000000 /* segment record flag: {sid, H2_REC_STREAM | 40} + trace_ctx */
-
 struct h2_stream_key {
 	__u32 pid;
 	__u32 sid;
@@ -204,6 +202,29 @@ __attribute__((noinline)) int h2_stream_opens(struct data_event *ev)
 	se->hdr.segs = 0;
 	bpf_loop(n, h2_open_cb, NULL, 0);
 	h2_seg_send(se, &ev->hdr);
+	return 0;
+}
+
+/* At the exit of a Go program's HTTP/2 write (ev: its data event): the
+ * streams its plan gave a caller's ids (h2_out.h) go to the agent as
+ * stream records, before the data event. */
+__attribute__((noinline)) int h2_send_streams(struct data_event *ev)
+{
+	if (!ev)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct h2_out_recs *r = bpf_map_lookup_elem(&h2_send_recs, &id);
+	if (!r)
+		return 0;
+	__u32 zero = 0;
+	struct data_event *se = bpf_map_lookup_elem(&h2_seg_scratch, &zero);
+	__u64 size = (__u64)r->n * sizeof(struct h2_out_rec);
+	if (se && r->sk == ev->hdr.sock_id && size && size <= sizeof(r->r) &&
+	    !bpf_probe_read_kernel(se->data, size, r->r)) {
+		se->hdr.segs = size;
+		h2_seg_send(se, &ev->hdr);
+	}
+	bpf_map_delete_elem(&h2_send_recs, &id);
 	return 0;
 }
 

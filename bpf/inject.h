@@ -10,7 +10,7 @@
 
 #include "http.h"
 #include "kafka_inject.h"
-#include "h2.h"
+#include "h2_apply.h"
 
 /* Client sockets of selected processes, keyed by socket cookie. */
 struct {

@@ -469,7 +469,9 @@ func decodeSegs(b []byte) (segs []probe.Segment, streams []probe.StreamCtx) {
 		k = *(*bpf.CaptureTraceCtx)(unsafe.Pointer(&rec[0]))
 		var ev Event
 		decodeCtx(&k, &ev)
-		if ev.CtxKind == CtxServer && ev.Ctx.IsValid() {
+		// SERVER: a Go server's read (bpf/h2_stream.h); CLIENT: a Go
+		// writer's stream with its caller's ids (bpf/h2_out.h).
+		if (ev.CtxKind == CtxServer || ev.CtxKind == CtxClient) && ev.Ctx.IsValid() {
 			streams = append(streams, probe.StreamCtx{ID: off, Ctx: ev.Ctx, Parent: ev.Parent})
 		}
 	}

@@ -16,9 +16,15 @@ type exeProbes struct {
 	name    string
 	probes  []exeProbe
 	missing error // returned when the executable lacks the symbols
-	// cookie, when set, reads from the executable the value each of its
-	// programs gets as its attach cookie (a layout offset).
-	cookie func(path string) (uint64, error)
+	// layout, when set, reads from the executable what the programs need
+	// to find their way in it.
+	layout func(path string) (exeLayout, error)
+}
+
+// What an executable's programs are attached with.
+type exeLayout struct {
+	cookie uint64            // every program's attach cookie (layout offsets)
+	at     map[string]uint64 // by program: its offset in its symbol (a call site)
 }
 
 type exeProbe struct{ symbol, prog string }
@@ -44,12 +50,10 @@ func (c *Capture) attachExe(pid uint32, set *exeProbes) error {
 	}
 	// The layout is read before taking the lock: reading a large binary's
 	// DWARF takes a while, and other attachments wait on the lock.
-	var opts *link.UprobeOptions
+	var lay exeLayout
 	var cerr error
-	if set.cookie != nil {
-		var v uint64
-		v, cerr = set.cookie(path)
-		opts = &link.UprobeOptions{Cookie: v}
+	if set.layout != nil {
+		lay, cerr = set.layout(path)
 	}
 	c.exeMu.Lock()
 	defer c.exeMu.Unlock()
@@ -61,19 +65,20 @@ func (c *Capture) attachExe(pid uint32, set *exeProbes) error {
 	}
 	err = cerr
 	if err == nil {
-		err = c.attachProbes(path, set, opts)
+		err = c.attachProbes(path, set, lay)
 	}
 	c.exes[key] = err
 	return err
 }
 
-func (c *Capture) attachProbes(path string, set *exeProbes, opts *link.UprobeOptions) error {
+func (c *Capture) attachProbes(path string, set *exeProbes, lay exeLayout) error {
 	exe, err := link.OpenExecutable(path)
 	if err != nil {
 		return err
 	}
 	var links []link.Link
 	for _, p := range set.probes {
+		opts := &link.UprobeOptions{Cookie: lay.cookie, Offset: lay.at[p.prog]}
 		l, err := exe.Uprobe(p.symbol, c.coll.Programs[p.prog], opts)
 		if err != nil {
 			closeLinks(links)

@@ -10,8 +10,9 @@ import (
 
 // The kernel's segment event body: byte records and stream records
 // (bpf/h2_seg.h, bpf/h2_stream.h) come apart; a record that does not fit
-// ends the list; a stream record of another size, or not a SERVER
-// context, yields nothing.
+// ends the list; a stream record of another size, or neither a SERVER
+// (a Go server's read) nor a CLIENT context (a Go writer's stream),
+// yields nothing.
 func TestDecodeSegs(t *testing.T) {
 	rec := func(off, n uint32, b []byte) []byte {
 		h := make([]byte, 8)
@@ -36,13 +37,16 @@ func TestDecodeSegs(t *testing.T) {
 	client := k
 	client.Kind = 2
 	body = append(body, rec(9, recStream|uint32(len(ctx)), unsafe.Slice((*byte)(unsafe.Pointer(&client)), len(ctx)))...)
+	none := k
+	none.Kind = 0
+	body = append(body, rec(11, recStream|uint32(len(ctx)), unsafe.Slice((*byte)(unsafe.Pointer(&none)), len(ctx)))...)
 	body = append(body, rec(300, 50, []byte("short"))...) // does not fit
 	segs, streams := decodeSegs(body)
 	if len(segs) != 2 || segs[0].Off != 100 || string(segs[0].Data) != "abc" || segs[1].Off != 200 || string(segs[1].Data) != "de" {
 		t.Errorf("segments %+v", segs)
 	}
-	if len(streams) != 1 {
-		t.Fatalf("streams %+v, want stream 7 only", streams)
+	if len(streams) != 2 || streams[1].ID != 9 || streams[1].Parent.IsRemote() {
+		t.Fatalf("streams %+v, want streams 7 and 9 (its parent in-process)", streams)
 	}
 	s := streams[0]
 	if s.ID != 7 || s.Ctx.SpanID().String() != "7370616e69643031" || s.Parent.SpanID().String() != "706172656e743031" ||

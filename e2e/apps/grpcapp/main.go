@@ -11,14 +11,24 @@
 //	                     (the HPACK table churns, reads and writes carry many
 //	                     streams), then exits; with a 6th argument "ids",
 //	                     check i asks for service "i"
-//	grpcapp hop PORT [WORKERS]  a gRPC health server whose Check for service
-//	                     S first GETs http://127.0.0.1:PORT/users/S (with
+//	grpcapp hop PORT [WORKERS]  a gRPC health server whose Check (and Watch,
+//	                     server streaming: one answer) for service S first
+//	                     GETs http://127.0.0.1:PORT/users/S and, with
+//	                     $PG_DSN, selects a user from PostgreSQL (with
 //	                     WORKERS > 0: grpc.NumStreamWorkers); prints
 //	                     "listening <port>"
+//	grpcapp front ADDR   an HTTP/1 server whose handler for /front/ID makes,
+//	                     on one gRPC connection to ADDR, the Checks of
+//	                     services 10*ID+1, +2 and +3 and a Watch of 10*ID+4,
+//	                     one after the other; prints "listening <port>"
+//	grpcapp get URL C N  N GETs of URL<i> (i = 1..N) from C goroutines,
+//	                     then exits
 package main
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -29,6 +39,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	_ "github.com/lib/pq"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
 	"google.golang.org/grpc"
@@ -57,8 +68,39 @@ func main() {
 			opts = append(opts, grpc.NumStreamWorkers(uint32(w)))
 		}
 		s := grpc.NewServer(opts...)
-		healthpb.RegisterHealthServer(s, &hop{users: "http://127.0.0.1:" + os.Args[2] + "/users/"})
+		h := &hop{users: "http://127.0.0.1:" + os.Args[2] + "/users/"}
+		if dsn := os.Getenv("PG_DSN"); dsn != "" {
+			db, err := sql.Open("postgres", dsn)
+			fail(err)
+			db.SetMaxIdleConns(64)
+			h.db = db
+		}
+		healthpb.RegisterHealthServer(s, h)
 		fail(s.Serve(ln()))
+	case "front":
+		conn, err := grpc.NewClient(os.Args[2], grpc.WithTransportCredentials(insecure.NewCredentials()))
+		fail(err)
+		hc := healthpb.NewHealthClient(conn)
+		fail(http.Serve(ln(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := front(r.Context(), hc, strings.TrimPrefix(r.URL.Path, "/front/")); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})))
+	case "get":
+		c, _ := strconv.Atoi(os.Args[3])
+		n, _ := strconv.Atoi(os.Args[4])
+		tr := &http.Transport{MaxIdleConnsPerHost: c}
+		each(c, n, func(i int64) {
+			resp, err := tr.RoundTrip(must(http.NewRequest("GET", os.Args[2]+strconv.FormatInt(i, 10), nil)))
+			fail(err)
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				fail(fmt.Errorf("GET %d: %s", i, resp.Status))
+			}
+		})
 	case "h2c":
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "hello %s over %s\n", r.URL.Path, r.Proto)
@@ -73,25 +115,16 @@ func main() {
 		fail(err)
 		defer conn.Close()
 		hc := healthpb.NewHealthClient(conn)
-		var wg sync.WaitGroup
-		var next atomic.Int64
-		for w := 0; w < c; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-					v := strings.Repeat(strconv.FormatInt(i, 36), pad/len(strconv.FormatInt(i, 36))+1)[:pad]
-					ctx := metadata.AppendToOutgoingContext(context.Background(), "x-pad", v)
-					req := &healthpb.HealthCheckRequest{}
-					if ids {
-						req.Service = strconv.FormatInt(i, 10)
-					}
-					_, err := hc.Check(ctx, req)
-					fail(err)
-				}
-			}()
-		}
-		wg.Wait()
+		each(c, n, func(i int64) {
+			v := strings.Repeat(strconv.FormatInt(i, 36), pad/len(strconv.FormatInt(i, 36))+1)[:pad]
+			ctx := metadata.AppendToOutgoingContext(context.Background(), "x-pad", v)
+			req := &healthpb.HealthCheckRequest{}
+			if ids {
+				req.Service = strconv.FormatInt(i, 10)
+			}
+			_, err := hc.Check(ctx, req)
+			fail(err)
+		})
 	case "call", "par":
 		n, _ := strconv.Atoi(os.Args[3])
 		conn, err := grpc.NewClient(os.Args[2], grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -120,21 +153,87 @@ func main() {
 	}
 }
 
-// hop answers a health check after a call of its own: the handler
-// goroutine's outgoing request, for the agent to link to the RPC.
+// front's calls for one request: three unary, one server streaming.
+func front(ctx context.Context, hc healthpb.HealthClient, id string) error {
+	n, err := strconv.Atoi(id)
+	if err != nil {
+		return err
+	}
+	for k := 1; k <= 3; k++ {
+		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: strconv.Itoa(10*n + k)}); err != nil {
+			return err
+		}
+	}
+	st, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{Service: strconv.Itoa(10*n + 4)})
+	if err != nil {
+		return err
+	}
+	for {
+		if _, err := st.Recv(); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
+// hop answers a health check after calls of its own: the handler
+// goroutine's outgoing requests, for the agent to link to the RPC.
 type hop struct {
 	healthpb.UnimplementedHealthServer
 	users string
+	db    *sql.DB
 }
 
 func (h *hop) Check(ctx context.Context, r *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
-	resp, err := http.Get(h.users + r.GetService())
-	if err != nil {
+	if err := h.work(ctx, r.GetService()); err != nil {
 		return nil, err
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+func (h *hop) Watch(r *healthpb.HealthCheckRequest, st healthpb.Health_WatchServer) error {
+	if err := h.work(st.Context(), r.GetService()); err != nil {
+		return err
+	}
+	return st.Send(&healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING})
+}
+
+func (h *hop) work(ctx context.Context, service string) error {
+	resp, err := http.Get(h.users + service)
+	if err != nil {
+		return err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+	if h.db != nil {
+		var name string
+		if err := h.db.QueryRowContext(ctx, "SELECT name FROM users WHERE id = $1", 1).Scan(&name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// each runs do(1..n) from c goroutines.
+func each(c, n int, do func(i int64)) {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				do(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func must[T any](v T, err error) T {
+	fail(err)
+	return v
 }
 
 func fail(err error) {

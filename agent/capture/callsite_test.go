@@ -1,0 +1,69 @@
+package capture
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// callSite finds the one call of a function in another, at an instruction
+// boundary of a Go binary's code (testdata/callsite, built here for amd64
+// and arm64), and refuses a function that calls it twice or not at all.
+func TestCallSite(t *testing.T) {
+	for _, arch := range []string{"amd64", "arm64"} {
+		t.Run(arch, func(t *testing.T) { testCallSite(t, arch) })
+	}
+}
+
+func testCallSite(t *testing.T, arch string) {
+	exe := filepath.Join(t.TempDir(), "callsite")
+	cmd := exec.Command("go", "build", "-o", exe, "./testdata/callsite")
+	cmd.Env = append(os.Environ(), "GOARCH="+arch, "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	f, err := elf.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pkg = "main."
+	off, err := callSite(f, syms, pkg+"once", pkg+"target")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code []byte
+	for _, s := range syms {
+		if s.Name == pkg+"once" {
+			if code, err = symbolCode(f, &s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if f.Machine == elf.EM_X86_64 {
+		if inst, err := x86asm.Decode(code[off:], 64); err != nil || inst.Op != x86asm.CALL {
+			t.Errorf("at +%#x: %v %v, want a CALL", off, inst, err)
+		}
+	} else if w := binary.LittleEndian.Uint32(code[off:]); off%4 != 0 || w>>26 != 0x25 {
+		t.Errorf("at +%#x: %#x, want a BL", off, w)
+	}
+	if _, err := callSite(f, syms, pkg+"twice", pkg+"target"); err == nil || !strings.Contains(err.Error(), "2 times") {
+		t.Errorf("two calls: %v, want an error", err)
+	}
+	if _, err := callSite(f, syms, pkg+"target", pkg+"once"); err == nil {
+		t.Error("no call: no error")
+	}
+	if _, err := callSite(f, syms, pkg+"noSuchFunction", pkg+"target"); err == nil {
+		t.Error("no such symbol: no error")
+	}
+}
