@@ -152,12 +152,7 @@ __attribute__((noinline)) int emit_io(struct io_args *a, __u64 id, long ret)
 	 * data event in the ring: the agent joins the segments to it. */
 	if (h2) {
 		h2_segments(ev, a->kind == IO_BUF ? a->ptr : 0, (__u32)ret, a->dir, a->state);
-		if (a->state & TRACE_GO) { /* streams with ids of their own (h2_stream.h, h2_out.h) */
-			if (a->dir == DIR_RECV)
-				h2_stream_opens(ev);
-			else
-				h2_send_streams(ev);
-		}
+		h2_stream_opens(ev); /* a Go server's new streams (h2_stream.h) */
 	}
 	__u64 size = sizeof(ev->hdr) + got;
 	if (size > sizeof(*ev))

@@ -107,6 +107,14 @@ type CaptureGoHdrKey struct {
 	Hdr uint64
 }
 
+type CaptureGoLineage struct {
+	_     structs.HostLayout
+	Root  uint64
+	Span  [8]uint8
+	Depth uint32
+	Pad   uint32
+}
+
 type CaptureGoOut struct {
 	_  structs.HostLayout
 	C  CaptureTraceCtx
@@ -121,6 +129,20 @@ type CaptureGoOutKey struct {
 	G   uint64
 }
 
+type CaptureH2MoreSites struct {
+	_    structs.HostLayout
+	Site [256]struct {
+		_          structs.HostLayout
+		FrameOff   uint32
+		InsOff     uint32
+		Hdr        [12]uint8
+		TraceId    [16]uint8
+		SpanId     [8]uint8
+		TraceFlags uint8
+		Pad        [3]uint8
+	}
+}
+
 type CaptureH2Opens struct {
 	_      structs.HostLayout
 	Buf    uint64
@@ -130,26 +152,13 @@ type CaptureH2Opens struct {
 	Padlen uint32
 	Pad    uint32
 	Key    CaptureH2StreamKey
-	F      [128]struct {
+	F      [256]struct {
 		_     structs.HostLayout
 		Start uint32
 		Len   uint32
 		Sid   uint32
 		Flags uint32
 		Tail  uint32
-	}
-}
-
-type CaptureH2OutRecs struct {
-	_   structs.HostLayout
-	Sk  uint64
-	N   uint32
-	Pad uint32
-	R   [64]struct {
-		_   structs.HostLayout
-		Sid uint32
-		Len uint32
-		C   CaptureTraceCtx
 	}
 }
 
@@ -235,10 +244,21 @@ type CaptureH2Walk struct {
 	Pid     uint32
 	Pad     uint32
 	G       uint64
-	Recs    CaptureH2OutRecs
-	Nv      CaptureH2Sock
-	Hdr     [16]uint8
-	Blk     [2048]uint8
+	Recs    struct {
+		_   structs.HostLayout
+		N   uint32
+		Pad uint32
+		R   [256]struct {
+			_   structs.HostLayout
+			Sid uint32
+			Len uint32
+			C   CaptureTraceCtx
+		}
+	}
+	More CaptureH2MoreSites
+	Nv   CaptureH2Sock
+	Hdr  [16]uint8
+	Blk  [2048]uint8
 }
 
 type CaptureInjectPlan struct {
@@ -444,12 +464,13 @@ const (
 	CaptureMapGoH2Out             = "go_h2_out"
 	CaptureMapGoH2Writer          = "go_h2_writer"
 	CaptureMapGoH2conns           = "go_h2conns"
+	CaptureMapGoLineage           = "go_lineage"
 	CaptureMapGoWriter            = "go_writer"
 	CaptureMapH2ArgsScratch       = "h2_args_scratch"
 	CaptureMapH2OpensScratch      = "h2_opens_scratch"
 	CaptureMapH2SegScratch        = "h2_seg_scratch"
-	CaptureMapH2SendRecs          = "h2_send_recs"
 	CaptureMapH2Sends             = "h2_sends"
+	CaptureMapH2SendsMore         = "h2_sends_more"
 	CaptureMapH2Socks             = "h2_socks"
 	CaptureMapH2Streams           = "h2_streams"
 	CaptureMapH2WalkScratch       = "h2_walk_scratch"
@@ -479,6 +500,7 @@ const (
 	CaptureProgGoGrpcReader       = "go_grpc_reader"
 	CaptureProgGoGrpcStatus       = "go_grpc_status"
 	CaptureProgGoRoundtrip        = "go_roundtrip"
+	CaptureProgGoSpawn            = "go_spawn"
 	CaptureProgGoWriteloop        = "go_writeloop"
 	CaptureProgInjectTraceparent  = "inject_traceparent"
 	CaptureProgNgxUpstreamWrite   = "ngx_upstream_write"
@@ -550,6 +572,7 @@ type CaptureProgramSpecs struct {
 	GoGrpcReader       *ebpf.ProgramSpec `ebpf:"go_grpc_reader"`
 	GoGrpcStatus       *ebpf.ProgramSpec `ebpf:"go_grpc_status"`
 	GoRoundtrip        *ebpf.ProgramSpec `ebpf:"go_roundtrip"`
+	GoSpawn            *ebpf.ProgramSpec `ebpf:"go_spawn"`
 	GoWriteloop        *ebpf.ProgramSpec `ebpf:"go_writeloop"`
 	InjectTraceparent  *ebpf.ProgramSpec `ebpf:"inject_traceparent"`
 	NgxUpstreamWrite   *ebpf.ProgramSpec `ebpf:"ngx_upstream_write"`
@@ -585,12 +608,13 @@ type CaptureMapSpecs struct {
 	GoH2Out         *ebpf.MapSpec `ebpf:"go_h2_out"`
 	GoH2Writer      *ebpf.MapSpec `ebpf:"go_h2_writer"`
 	GoH2conns       *ebpf.MapSpec `ebpf:"go_h2conns"`
+	GoLineage       *ebpf.MapSpec `ebpf:"go_lineage"`
 	GoWriter        *ebpf.MapSpec `ebpf:"go_writer"`
 	H2ArgsScratch   *ebpf.MapSpec `ebpf:"h2_args_scratch"`
 	H2OpensScratch  *ebpf.MapSpec `ebpf:"h2_opens_scratch"`
 	H2SegScratch    *ebpf.MapSpec `ebpf:"h2_seg_scratch"`
-	H2SendRecs      *ebpf.MapSpec `ebpf:"h2_send_recs"`
 	H2Sends         *ebpf.MapSpec `ebpf:"h2_sends"`
+	H2SendsMore     *ebpf.MapSpec `ebpf:"h2_sends_more"`
 	H2Socks         *ebpf.MapSpec `ebpf:"h2_socks"`
 	H2Streams       *ebpf.MapSpec `ebpf:"h2_streams"`
 	H2WalkScratch   *ebpf.MapSpec `ebpf:"h2_walk_scratch"`
@@ -666,12 +690,13 @@ type CaptureMaps struct {
 	GoH2Out         *ebpf.Map `ebpf:"go_h2_out"`
 	GoH2Writer      *ebpf.Map `ebpf:"go_h2_writer"`
 	GoH2conns       *ebpf.Map `ebpf:"go_h2conns"`
+	GoLineage       *ebpf.Map `ebpf:"go_lineage"`
 	GoWriter        *ebpf.Map `ebpf:"go_writer"`
 	H2ArgsScratch   *ebpf.Map `ebpf:"h2_args_scratch"`
 	H2OpensScratch  *ebpf.Map `ebpf:"h2_opens_scratch"`
 	H2SegScratch    *ebpf.Map `ebpf:"h2_seg_scratch"`
-	H2SendRecs      *ebpf.Map `ebpf:"h2_send_recs"`
 	H2Sends         *ebpf.Map `ebpf:"h2_sends"`
+	H2SendsMore     *ebpf.Map `ebpf:"h2_sends_more"`
 	H2Socks         *ebpf.Map `ebpf:"h2_socks"`
 	H2Streams       *ebpf.Map `ebpf:"h2_streams"`
 	H2WalkScratch   *ebpf.Map `ebpf:"h2_walk_scratch"`
@@ -715,12 +740,13 @@ func (m *CaptureMaps) Close() error {
 		m.GoH2Out,
 		m.GoH2Writer,
 		m.GoH2conns,
+		m.GoLineage,
 		m.GoWriter,
 		m.H2ArgsScratch,
 		m.H2OpensScratch,
 		m.H2SegScratch,
-		m.H2SendRecs,
 		m.H2Sends,
+		m.H2SendsMore,
 		m.H2Socks,
 		m.H2Streams,
 		m.H2WalkScratch,
@@ -771,6 +797,7 @@ type CapturePrograms struct {
 	GoGrpcReader       *ebpf.Program `ebpf:"go_grpc_reader"`
 	GoGrpcStatus       *ebpf.Program `ebpf:"go_grpc_status"`
 	GoRoundtrip        *ebpf.Program `ebpf:"go_roundtrip"`
+	GoSpawn            *ebpf.Program `ebpf:"go_spawn"`
 	GoWriteloop        *ebpf.Program `ebpf:"go_writeloop"`
 	InjectTraceparent  *ebpf.Program `ebpf:"inject_traceparent"`
 	NgxUpstreamWrite   *ebpf.Program `ebpf:"ngx_upstream_write"`
@@ -794,6 +821,7 @@ func (p *CapturePrograms) Close() error {
 		p.GoGrpcReader,
 		p.GoGrpcStatus,
 		p.GoRoundtrip,
+		p.GoSpawn,
 		p.GoWriteloop,
 		p.InjectTraceparent,
 		p.NgxUpstreamWrite,

@@ -9,17 +9,9 @@
  * and the writer's write() finds its context through both. */
 #pragma once
 
-#include "http.h"
-#include "syscalls.h" /* ARM64_REGS */
+#include "goabi.h"
+#include "golineage.h"
 
-/* Go's internal ABI: receiver / first argument and the current g. */
-#if defined(__TARGET_ARCH_x86)
-#define GO_ARG1(ctx) ((ctx)->ax)
-#define GO_G(ctx) ((ctx)->r14)
-#elif defined(__TARGET_ARCH_arm64)
-#define GO_ARG1(ctx) (ARM64_REGS(ctx)->regs[0])
-#define GO_G(ctx) (ARM64_REGS(ctx)->regs[28])
-#endif
 
 struct pconn_key {
 	__u32 pid;
@@ -35,17 +27,6 @@ struct {
 } pconn_ctx SEC(".maps");
 
 
-static __always_inline int go_key(struct pt_regs *ctx, struct ctx_key *k)
-{
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	if (!(trace_state(pid) & TRACE_GO))
-		return 0;
-	k->pid = pid;
-	k->tid = 0;
-	k->goid = GO_G(ctx);
-	return k->goid != 0;
-}
-
 SEC("uprobe/go_persistconn_roundtrip")
 int go_roundtrip(struct pt_regs *ctx)
 {
@@ -53,7 +34,7 @@ int go_roundtrip(struct pt_regs *ctx)
 	if (!go_key(ctx, &k))
 		return 0;
 	struct pconn_key pk = {.pid = k.pid, .pc = GO_ARG1(ctx)};
-	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
+	struct srv_ctx *cur = go_request_ctx(&k);
 	if (!ctx_usable(cur)) {
 		bpf_map_delete_elem(&pconn_ctx, &pk); /* no stale parent for this call */
 		return 0;
@@ -71,8 +52,10 @@ int go_writeloop(struct pt_regs *ctx)
 	__u64 pc = GO_ARG1(ctx);
 	bpf_map_update_elem(&go_writer, &k, &pc, BPF_ANY);
 	/* Goroutine structs are reused: this one may have served a request
-	 * before; as a writer it must not look like it still does. */
+	 * before; as a writer it must not look like it still does, nor like
+	 * the request it was started under (golineage.h). */
 	bpf_map_delete_elem(&server_ctx, &k);
+	bpf_map_delete_elem(&go_lineage, &k);
 	return 0;
 }
 

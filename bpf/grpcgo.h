@@ -16,15 +16,6 @@
 #include "h2_stream.h"
 #include "h2_out.h"
 
-#if defined(__TARGET_ARCH_x86)
-#define GO_ARG2(ctx) ((ctx)->bx)
-#define GO_ARG3(ctx) ((ctx)->cx)
-#define GO_ARG4(ctx) ((ctx)->di)
-#elif defined(__TARGET_ARCH_arm64)
-#define GO_ARG2(ctx) (ARM64_REGS(ctx)->regs[1])
-#define GO_ARG3(ctx) (ARM64_REGS(ctx)->regs[2])
-#define GO_ARG4(ctx) (ARM64_REGS(ctx)->regs[3])
-#endif
 
 /* HandleStreams runs for the connection's life on the goroutine that
  * reads it: t's conn (a net.Conn whose data is a *net.TCPConn, whose
@@ -38,7 +29,9 @@ int go_grpc_reader(struct pt_regs *ctx)
 	struct ctx_key k;
 	if (!go_key(ctx, &k))
 		return 0;
-	bpf_map_delete_elem(&server_ctx, &k); /* a reused goroutine struct: it serves no request */
+	/* A reused goroutine struct, or one a request started: it serves no request. */
+	bpf_map_delete_elem(&server_ctx, &k);
+	bpf_map_delete_elem(&go_lineage, &k);
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u64 t = GO_ARG1(ctx), conn = 0, nfd = 0;
 	__s64 fd = -1;
@@ -133,7 +126,7 @@ int go_grpc_put(struct pt_regs *ctx)
 	if (!go_key(ctx, &k))
 		return 0;
 	struct go_hdr_key hk = {.pid = k.pid, .hdr = GO_ARG4(ctx)};
-	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
+	struct srv_ctx *cur = go_request_ctx(&k);
 	if (!ctx_usable(cur)) {
 		bpf_map_delete_elem(&go_grpc_hdrs, &hk); /* a former hdr at this address: not this call's */
 		return 0;
@@ -153,6 +146,7 @@ int go_grpc_hdr(struct pt_regs *ctx)
 	/* The writer serves no request, whatever its goroutine struct did before. */
 	bpf_map_delete_elem(&server_ctx, &k);
 	bpf_map_delete_elem(&go_writer, &k);
+	bpf_map_delete_elem(&go_lineage, &k);
 	__u64 l = GO_ARG1(ctx);
 	__u64 *was = bpf_map_lookup_elem(&go_h2_writer, &k);
 	if (!was || *was != l)

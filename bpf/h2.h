@@ -33,8 +33,9 @@
 #define H2_PREFACE_LEN 24
 #define H2_HDR 9
 #define H2_FIELD_LEN 69        /* 1 + 1 + 11 + 1 + 55 */
-#define H2_MAX_SITES 64        /* HEADERS frames injected per message */
-#define H2_MAX_FRAMES 256      /* frames walked per message */
+#define H2_MAX_SITES 256       /* HEADERS frames injected per message */
+#define H2_BASE_SITES 64       /* of them in h2_send; the rest in h2_sends_more */
+#define H2_MAX_FRAMES 1024     /* frames walked per message */
 #define H2_BLOCK_MAX 1024      /* longest header block searched for a traceparent */
 #define H2_MAX_FRAME 16384     /* SETTINGS_MAX_FRAME_SIZE default: never exceeded */
 #define H2_IOV 8
@@ -102,7 +103,13 @@ struct h2_send {
 	__u32 consumed; /* sk_msg saw the message */
 	__u32 local_port;  /* host order */
 	__u32 remote_port; /* network order, as sk_msg_md has it */
-	struct h2_site site[H2_MAX_SITES];
+	struct h2_site site[H2_BASE_SITES];
+};
+
+/* Sites H2_BASE_SITES.. of a write that has more (a burst of calls queued
+ * while a connection opened: one write opens them all). */
+struct h2_more_sites {
+	struct h2_site site[H2_MAX_SITES]; /* H2_MAX_SITES - H2_BASE_SITES used */
 };
 
 struct {
@@ -111,6 +118,13 @@ struct {
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct h2_send);
 } h2_sends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 128); /* such writes at once */
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct h2_more_sites);
+} h2_sends_more SEC(".maps");
 
 /* Walking a message being written (user memory, up to H2_IOV pieces). */
 struct h2_walk {
@@ -131,6 +145,7 @@ struct h2_walk {
 	__u32 _pad;
 	__u64 g;       /* a Go writer's goroutine: streams may have their own ids (h2_out.h) */
 	struct h2_out_recs recs;
+	struct h2_more_sites more;
 	struct h2_sock nv; /* a new client socket's entry */
 	__u8 hdr[16];
 	__u8 blk[H2_BLOCK_MAX * 2];
@@ -368,7 +383,8 @@ static __always_inline void h2_request_frame(struct h2_walk *w, struct h2_fh *f)
 	__u32 n = w->send.n;
 	if (n >= H2_MAX_SITES)
 		return;
-	struct h2_site *s = &w->send.site[n & (H2_MAX_SITES - 1)];
+	struct h2_site *s = n < H2_BASE_SITES ? &w->send.site[n & (H2_BASE_SITES - 1)]
+					      : &w->more.site[(n - H2_BASE_SITES) & (H2_MAX_SITES - 1)];
 	s->frame_off = w->off;
 	s->ins_off = fend - pad;
 	__builtin_memcpy(s->hdr, w->hdr, 12);
@@ -532,12 +548,10 @@ __attribute__((noinline)) int h2_prepare_send(struct h2_send_args *a, struct srv
 	if (w->nreq)
 		*out = w->ctx;
 	__u64 id = bpf_get_current_pid_tgid();
-	if (w->recs.n) {
-		w->recs.sk = sk;
-		bpf_map_update_elem(&h2_send_recs, &id, &w->recs, BPF_ANY);
-	} else if (w->g) {
-		bpf_map_delete_elem(&h2_send_recs, &id);
-	}
+	if (w->recs.n)
+		h2_out_emit(sk);
+	if (w->send.n > H2_BASE_SITES && bpf_map_update_elem(&h2_sends_more, &id, &w->more, BPF_ANY))
+		w->send.n = H2_BASE_SITES; /* no room: the first ones only */
 	bpf_map_update_elem(&h2_sends, &id, &w->send, BPF_ANY);
 	return 1;
 }
@@ -552,8 +566,8 @@ static __always_inline void h2_send_done(__u64 id, __s64 ret, struct trace_ctx *
 		return;
 	if (s->applied)
 		c->ctx_flags |= CTXF_INJECTED;
-	if (ret <= 0)
-		bpf_map_delete_elem(&h2_send_recs, &id); /* no segment event to carry them */
+	if (s->n > H2_BASE_SITES)
+		bpf_map_delete_elem(&h2_sends_more, &id);
 	if (ret > 0 && (__u64)ret < s->total) {
 		__u64 sk = s->sk;
 		struct h2_sock *h = bpf_map_lookup_elem(&h2_socks, &sk);

@@ -58,6 +58,7 @@ undo:
 struct h2_apply_arg {
 	struct sk_msg_md *msg;
 	struct h2_send *s;
+	struct h2_more_sites *more;
 };
 
 /* bpf_loop callback: site i (verified once, however many sites). */
@@ -65,7 +66,13 @@ static long h2_apply_cb(__u64 i, void *arg)
 {
 	struct h2_apply_arg *a = arg;
 	struct h2_send *s = a->s;
-	if (h2_apply_site(a->msg, &s->site[i & (H2_MAX_SITES - 1)], (__u32)i * H2_FIELD_LEN)) {
+	struct h2_site *site = &s->site[i & (H2_BASE_SITES - 1)];
+	if (i >= H2_BASE_SITES) {
+		if (!a->more)
+			return 1;
+		site = &a->more->site[(i - H2_BASE_SITES) & (H2_MAX_SITES - 1)];
+	}
+	if (h2_apply_site(a->msg, site, (__u32)i * H2_FIELD_LEN)) {
 		count(CNT_INJECT_FAILED);
 		return 1;
 	}
@@ -87,6 +94,8 @@ static __always_inline int h2_apply(struct sk_msg_md *msg, __u64 id)
 		return 1;
 	s->consumed = 1; /* a long write reaches sk_msg in pieces: only the first */
 	struct h2_apply_arg a = {.msg = msg, .s = s};
+	if (s->n > H2_BASE_SITES)
+		a.more = bpf_map_lookup_elem(&h2_sends_more, &id);
 	bpf_loop(s->n < H2_MAX_SITES ? s->n : H2_MAX_SITES, h2_apply_cb, &a, 0);
 	return 1;
 }

@@ -74,20 +74,16 @@ struct h2_out_rec {
 	struct trace_ctx c;
 };
 
-#define H2_OUT_RECS 64 /* streams with a caller's ids per write (more: roots) */
+#define H2_OUT_RECS 256 /* streams with a caller's ids per write (more: roots) */
 
-/* The records a write's plan made, from sys_enter to its segment event at
- * sys_exit (h2_send_streams), by pid_tgid. */
+/* The records a write's plan makes (h2.h), sent by h2_out_emit
+ * (h2_stream.h) at its entry: the agent joins them to the write's data
+ * event as it does its segments. */
 struct h2_out_recs {
-	__u64 sk;
 	__u32 n;
 	__u32 _pad;
 	struct h2_out_rec r[H2_OUT_RECS];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, struct h2_out_recs);
-} h2_send_recs SEC(".maps");
+/* Defined in h2_stream.h (a global function: verified once). */
+int h2_out_emit(__u64 sk);

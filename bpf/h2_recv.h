@@ -163,6 +163,8 @@ static __always_inline int h2_on_recv(const __u8 *data, __u32 got, __u32 ret, __
 	return 1;
 }
 
+#define H2_MAX_ANSWERS 4 /* responses per write counted against the thread's requests */
+
 /* sys_exit of a write (got bytes captured) on sk: response HEADERS on a
  * server socket answer the requests its thread serves. */
 static __always_inline void h2_on_send(const __u8 *data, __u32 got, __u64 sk, __u8 state)
@@ -172,7 +174,7 @@ static __always_inline void h2_on_send(const __u8 *data, __u32 got, __u64 sk, __
 		return;
 	struct h2_rx r = {.data = (__u64)data, .got = got, .strict = 1};
 	bpf_loop(H2_MAX_FRAMES, h2_rx_cb, &r, 0);
-	for (int i = 0; i < H2_MAX_SITES; i++) /* bounded: a few answers per write suffice */
+	for (int i = 0; i < H2_MAX_ANSWERS; i++) /* bounded: a few answers per write suffice */
 		if (i < r.nresp)
 			on_response_write(sk, state);
 }

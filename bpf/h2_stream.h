@@ -38,7 +38,7 @@ struct {
 	__type(value, struct trace_ctx);
 } h2_streams SEC(".maps");
 
-#define H2_MAX_OPENS 128 /* streams decided per read (more: the rest decide nothing) */
+#define H2_MAX_OPENS 256 /* streams decided per read (more: the rest decide nothing) */
 
 /* A request HEADERS frame read (its header at start of the syscall's buffer). */
 struct h2_frame_at {
@@ -205,26 +205,33 @@ __attribute__((noinline)) int h2_stream_opens(struct data_event *ev)
 	return 0;
 }
 
-/* At the exit of a Go program's HTTP/2 write (ev: its data event): the
- * streams its plan gave a caller's ids (h2_out.h) go to the agent as
- * stream records, before the data event. */
-__attribute__((noinline)) int h2_send_streams(struct data_event *ev)
+/* At the entry of a Go program's HTTP/2 write on sk: the streams its plan
+ * gave a caller's ids (h2_out.h) go to the agent as stream records, ahead
+ * of the write's segments and data event. */
+__attribute__((noinline)) int h2_out_emit(__u64 sk)
 {
-	if (!ev)
+	__u32 zero = 0;
+	struct h2_walk *w = bpf_map_lookup_elem(&h2_walk_scratch, &zero);
+	struct data_event *se = bpf_map_lookup_elem(&h2_seg_scratch, &zero);
+	if (!w || !se)
+		return 0;
+	__u64 size = (__u64)w->recs.n * sizeof(struct h2_out_rec);
+	if (!size || size > sizeof(w->recs.r) || size > sizeof(se->data))
+		return 0;
+	__builtin_memset(&se->hdr, 0, sizeof(se->hdr));
+	if (bpf_probe_read_kernel(se->data, size, w->recs.r))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
-	struct h2_out_recs *r = bpf_map_lookup_elem(&h2_send_recs, &id);
-	if (!r)
-		return 0;
-	__u32 zero = 0;
-	struct data_event *se = bpf_map_lookup_elem(&h2_seg_scratch, &zero);
-	__u64 size = (__u64)r->n * sizeof(struct h2_out_rec);
-	if (se && r->sk == ev->hdr.sock_id && size && size <= sizeof(r->r) &&
-	    !bpf_probe_read_kernel(se->data, size, r->r)) {
-		se->hdr.segs = size;
-		h2_seg_send(se, &ev->hdr);
-	}
-	bpf_map_delete_elem(&h2_send_recs, &id);
+	se->hdr.type = EV_H2_SEGS;
+	se->hdr.dir = DIR_SEND;
+	se->hdr.pid = id >> 32;
+	se->hdr.tid = (__u32)id;
+	se->hdr.sock_id = sk;
+	se->hdr.segs = size;
+	size += sizeof(se->hdr);
+	if (bpf_ringbuf_output(&events, se, size, data_wakeup_flags(size)))
+		count(CNT_DATA_DROPS);
+	se->hdr.segs = 0;
 	return 0;
 }
 

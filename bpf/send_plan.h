@@ -58,8 +58,11 @@ __attribute__((noinline)) int prepare_send(struct io_args *a, __u64 count_arg)
 	struct ctx_key k;
 	current_ctx_key(&k, a->state);
 	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
-	if (!cur && (a->state & TRACE_GO))
+	if (!cur && (a->state & TRACE_GO)) {
 		cur = go_client_ctx(&k); /* net/http writes from its writeLoop goroutine */
+		if (!cur)
+			cur = go_inherited_ctx(&k); /* a goroutine its request started (golineage.h) */
+	}
 	__u64 iovp, iovcnt;
 	if (!send_iovs(a, &iovp, &iovcnt))
 		return 0;

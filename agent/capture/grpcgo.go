@@ -86,7 +86,7 @@ func members(d *dwarf.Data, fields ...string) map[string]int64 {
 func need(m map[string]int64, fields ...string) error {
 	for _, f := range fields {
 		if _, ok := m[f]; !ok {
-			return fmt.Errorf("grpc-go: %s not in DWARF (or out of range)", f)
+			return fmt.Errorf("%s not in DWARF (or out of range)", f)
 		}
 	}
 	return nil

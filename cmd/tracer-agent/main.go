@@ -57,7 +57,10 @@ application handles SIGUSR1 itself) so that their client calls link to
 the requests they serve under concurrency. CPython 3.11-3.13 processes
 (asyncio, aiohttp, FastAPI/uvicorn, thread pools) get uprobes that follow
 their contextvars Contexts, for the same reason. --no-runtime-helpers turns
-both off.
+both off. Go programs (amd64, with symbols and DWARF) get uprobes that hand
+a request's context to net/http's and grpc-go's writer goroutines and to
+the goroutines a request starts (one uprobe hit per goroutine created:
+--no-go-lineage turns that one off).
 A traced process's own OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES name its
 service (default: its executable or script name).
 
@@ -94,6 +97,7 @@ func run(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.ProcRoot, "proc-root", "/proc", "where the host's /proc is mounted (e.g. /host/proc in a container)")
 	fs.BoolVar(&cfg.NoInject, "no-inject", false, "read-only mode: never insert traceparent into outgoing requests (spans then link within each process, not across services)")
 	fs.BoolVar(&cfg.KafkaInject, "kafka-inject", false, "also add a traceparent record header to the Kafka Produce requests traced processes send (kernel rewrite: record and batch lengths, CRC32C; uncompressed batches of one-topic requests up to 4 KiB), so consumers join the producer's trace")
+	fs.BoolVar(&cfg.NoGoLineage, "no-go-lineage", false, "do not follow Go goroutines from the request that started them (saves one uprobe hit, several µs of CPU, per goroutine created; calls from such goroutines are then roots)")
 	fs.BoolVar(&cfg.NoRuntimeHelpers, "no-runtime-helpers", false, "never load a helper into a traced process nor follow Python's contexts: Node.js and Python asyncio processes then link client calls only while one request is in flight (see README, Runtime helpers)")
 	fs.BoolVar(&cfg.RawSQL, "sql-raw-text", false, "export db.query.text with its literal values (default: string and number literals become ?)")
 	fs.IntVar(&cfg.CaptureBytes, "capture-bytes", 4096, "payload bytes captured per syscall (1..8192); larger messages are still framed by their lengths")

@@ -17,10 +17,13 @@
 //	                     $PG_DSN, selects a user from PostgreSQL (with
 //	                     WORKERS > 0: grpc.NumStreamWorkers); prints
 //	                     "listening <port>"
-//	grpcapp front ADDR   an HTTP/1 server whose handler for /front/ID makes,
-//	                     on one gRPC connection to ADDR, the Checks of
-//	                     services 10*ID+1, +2 and +3 and a Watch of 10*ID+4,
-//	                     one after the other; prints "listening <port>"
+//	grpcapp front ADDR [MODE]  an HTTP/1 server whose handler for /front/ID
+//	                     makes, on one gRPC connection to ADDR, the Checks of
+//	                     services 10*ID+1, +2 and +3 and a Watch of 10*ID+4:
+//	                     one after the other (MODE seq, the default), all at
+//	                     once from goroutines of an errgroup (par), or handed
+//	                     to a pool of 4 goroutines started with the program
+//	                     (pool); prints "listening <port>"
 //	grpcapp get URL C N  N GETs of URL<i> (i = 1..N) from C goroutines,
 //	                     then exits
 package main
@@ -42,6 +45,7 @@ import (
 	_ "github.com/lib/pq"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -80,9 +84,22 @@ func main() {
 	case "front":
 		conn, err := grpc.NewClient(os.Args[2], grpc.WithTransportCredentials(insecure.NewCredentials()))
 		fail(err)
-		hc := healthpb.NewHealthClient(conn)
+		f := &fronter{hc: healthpb.NewHealthClient(conn)}
+		if len(os.Args) > 3 {
+			f.mode = os.Args[3]
+		}
+		if f.mode == "pool" {
+			f.jobs = make(chan func(), 64)
+			for range 4 {
+				go func() {
+					for job := range f.jobs {
+						job()
+					}
+				}()
+			}
+		}
 		fail(http.Serve(ln(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := front(r.Context(), hc, strings.TrimPrefix(r.URL.Path, "/front/")); err != nil {
+			if err := f.serve(r.Context(), strings.TrimPrefix(r.URL.Path, "/front/")); err != nil {
 				http.Error(w, err.Error(), http.StatusBadGateway)
 				return
 			}
@@ -153,18 +170,56 @@ func main() {
 	}
 }
 
-// front's calls for one request: three unary, one server streaming.
-func front(ctx context.Context, hc healthpb.HealthClient, id string) error {
+// fronter makes front's calls for one request: three unary, one server
+// streaming.
+type fronter struct {
+	hc   healthpb.HealthClient
+	mode string
+	jobs chan func()
+}
+
+func (f *fronter) serve(ctx context.Context, id string) error {
 	n, err := strconv.Atoi(id)
 	if err != nil {
 		return err
 	}
+	calls := []func() error{}
 	for k := 1; k <= 3; k++ {
-		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: strconv.Itoa(10*n + k)}); err != nil {
+		calls = append(calls, func() error {
+			_, err := f.hc.Check(ctx, &healthpb.HealthCheckRequest{Service: strconv.Itoa(10*n + k)})
+			return err
+		})
+	}
+	calls = append(calls, func() error { return f.watch(ctx, strconv.Itoa(10*n+4)) })
+	switch f.mode {
+	case "par":
+		g, _ := errgroup.WithContext(ctx)
+		for _, c := range calls {
+			g.Go(c)
+		}
+		return g.Wait()
+	case "pool":
+		errs := make(chan error, len(calls))
+		for _, c := range calls {
+			f.jobs <- func() { errs <- c() }
+		}
+		for range calls {
+			if err := <-errs; err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, c := range calls {
+		if err := c(); err != nil {
 			return err
 		}
 	}
-	st, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{Service: strconv.Itoa(10*n + 4)})
+	return nil
+}
+
+func (f *fronter) watch(ctx context.Context, service string) error {
+	st, err := f.hc.Watch(ctx, &healthpb.HealthCheckRequest{Service: service})
 	if err != nil {
 		return err
 	}
