@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -130,4 +132,24 @@ func TestGRPCGoHandlerLinks(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestGoStripped: a Go service built without a symbol table is traced, and
+// the agent says at start that none of its goroutine hand-offs can be
+// followed (they are found by name).
+func TestGoStripped(t *testing.T) {
+	requireE2E(t)
+	bin := filepath.Join(t.TempDir(), "e2e-stripped")
+	if out, err := exec.Command("go", "build", "-ldflags=-s -w", "-o", bin, "./testdata/goserver").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	rcv := otlptest.Start(t)
+	ag := startAgent(t, rcv, "--exe", "*/e2e-stripped")
+	p := start(t, []string{"OTEL_SERVICE_NAME=stripped"}, bin, "127.0.0.1:0")
+	port := portOf(t, p)
+	ag.waitOutput(t, "go program without a symbol table", 10*time.Second)
+	curl(t, "-o", "/dev/null", fmt.Sprintf("http://127.0.0.1:%d/hello", port))
+	rcv.WaitFor(t, 10*time.Second, "the stripped service's SERVER span", func(s []otlptest.Span) bool {
+		return len(serverSpans(s, "stripped")) == 1
+	})
 }

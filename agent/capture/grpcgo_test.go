@@ -11,16 +11,25 @@ import (
 // the last four (the e2e tests run the go.mod one).
 var grpcReleases = []string{"v1.82.1", "v1.83.2", "v1.84.0", "v1.85.0"}
 
-// TestGRPCLayouts: for each release, built here from the module proxy, the
-// server and client layouts are found (symbols, DWARF offsets, the call
-// site); a build without DWARF says so.
-func TestGRPCLayouts(t *testing.T) {
+// TestGoLayouts: for each grpc-go release, built here from the module
+// proxy with this machine's Go, and the go.mod one with the next Go
+// (go1.27.3, the toolchain the environment approves), the grpc-go server
+// and client layouts and the goroutine lineage layout are found (symbols,
+// DWARF offsets, call sites); a build without DWARF says so.
+func TestGoLayouts(t *testing.T) {
 	src, err := os.ReadFile("testdata/grpcversions/main.go.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
+	type build struct{ grpc, toolchain string }
+	var builds []build
 	for _, v := range grpcReleases {
-		t.Run(v, func(t *testing.T) {
+		builds = append(builds, build{v, ""})
+	}
+	builds = append(builds, build{"v1.84.0", "go1.27.3"})
+	for _, b := range builds {
+		v := b.grpc
+		t.Run(v+b.toolchain, func(t *testing.T) {
 			dir := t.TempDir()
 			if err := os.WriteFile(filepath.Join(dir, "main.go"), src, 0o644); err != nil {
 				t.Fatal(err)
@@ -29,6 +38,9 @@ func TestGRPCLayouts(t *testing.T) {
 				cmd := exec.Command("go", args...)
 				cmd.Dir = dir
 				cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+				if b.toolchain != "" {
+					cmd.Env = append(cmd.Env, "GOTOOLCHAIN="+b.toolchain)
+				}
 				if out, err := cmd.CombinedOutput(); err != nil {
 					t.Fatalf("go %v: %v\n%s", args, err, out)
 				}
@@ -51,13 +63,21 @@ func TestGRPCLayouts(t *testing.T) {
 			if cli.at["go_grpc_put"] == 0 { // (clientHeaders.streamID is its first field)
 				t.Errorf("client layout %+v: no call site", cli)
 			}
-			t.Logf("server cookie %#x, client cookie %#x, call site +%#x", srv.cookie, cli.cookie, cli.at["go_grpc_put"])
-			if v != grpcReleases[0] {
+			lin, err := goLineageLayout(exe)
+			if err != nil {
+				t.Fatalf("lineage layout: %v", err)
+			}
+			t.Logf("server cookie %#x, client cookie %#x, call site +%#x; lineage cookie %#x at +%#x",
+				srv.cookie, cli.cookie, cli.at["go_grpc_put"], lin.cookie, lin.at["go_spawn"])
+			if v != grpcReleases[0] || b.toolchain != "" {
 				return
 			}
 			goCmd("build", "-ldflags=-w", "-o", "app-nodwarf", ".")
 			if _, err := grpcClientLayout(filepath.Join(dir, "app-nodwarf")); err == nil {
 				t.Error("a build without DWARF: no error")
+			}
+			if _, err := goLineageLayout(filepath.Join(dir, "app-nodwarf")); err == nil {
+				t.Error("lineage, a build without DWARF: no error")
 			}
 		})
 	}
