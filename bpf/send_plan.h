@@ -58,16 +58,19 @@ __attribute__((noinline)) int prepare_send(struct io_args *a, __u64 count_arg)
 	struct ctx_key k;
 	current_ctx_key(&k, a->state);
 	struct srv_ctx *cur = bpf_map_lookup_elem(&server_ctx, &k);
-	if (!cur && (a->state & TRACE_GO)) {
+	if (!cur && (a->state & TRACE_GO))
 		cur = go_client_ctx(&k); /* net/http writes from its writeLoop goroutine */
-		if (!cur)
-			cur = go_inherited_ctx(&k); /* a goroutine its request started (golineage.h) */
-	}
+	/* A Produce request batches records of whichever callers queued them
+	 * (Go clients drain from goroutines the first caller started): only
+	 * the writer's own request may parent it, never its lineage. */
+	struct srv_ctx *own = cur;
+	if (!cur && (a->state & TRACE_GO))
+		cur = go_inherited_ctx(&k); /* a goroutine its request started (golineage.h) */
 	__u64 iovp, iovcnt;
 	if (!send_iovs(a, &iovp, &iovcnt))
 		return 0;
 	if (kafka_inject_enabled &&
-	    kafka_plan_send(a->fd, a->ptr, count_arg, iovp, iovcnt, cur, &a->ctx))
+	    kafka_plan_send(a->fd, a->ptr, count_arg, iovp, iovcnt, own, &a->ctx))
 		return 0; /* a Kafka Produce: its PRODUCER span, served or not */
 	struct sock *sk = task_sock_of_fd(task, a->fd);
 	__u64 base = a->ptr, len = count_arg;

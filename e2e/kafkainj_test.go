@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,4 +178,71 @@ func lastLine(out, substr string) string {
 		}
 	}
 	return ""
+}
+
+// TestKafkaGoProducersDoNotMislink: Go Kafka clients batch the records of
+// concurrent requests into one Produce request, written from goroutines
+// the first producing request started (franz-go's drain and broker
+// goroutines, kafka-go's partition writers): goroutine lineage must not
+// make such a request the parent of the others' records. 48 requests per
+// client, 16 at a time: every PRODUCER span is a root (Go producers are
+// not linked yet, README), never the child of an HTTP request.
+func TestKafkaGoProducersDoNotMislink(t *testing.T) {
+	requireE2E(t)
+	broker := testkafka.StartBroker(t)
+	clients := []string{"franz", "sarama", "kafkago"}
+	for _, c := range clients {
+		testkafka.CreateTopic(t, broker.Addr, "conc-"+c, 1)
+	}
+	rcv := otlptest.Start(t)
+	ag := startAgent(t, rcv, "--kafka-inject", "--exe", "*/e2e-kafkaapp")
+	app := start(t, []string{"OTEL_SERVICE_NAME=kafka-svc"}, kafkaApp, "serve", broker.Addr)
+	base := "http://127.0.0.1:" + strconv.Itoa(portOf(t, app))
+	ag.waitOutput(t, "go lineage: goroutines a request starts", 15*time.Second)
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	defer tr.CloseIdleConnections()
+	for _, c := range clients {
+		var wg sync.WaitGroup
+		errs := make(chan error, 48)
+		sem := make(chan struct{}, 16)
+		for i := 0; i < 48; i++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				resp, err := (&http.Client{Transport: tr}).Get(base + "/produce/" + c + "/conc-" + c + "?n=1")
+				if err == nil {
+					resp.Body.Close()
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	spans := rcv.WaitFor(t, 30*time.Second, "a PRODUCER span per client", func(s []otlptest.Span) bool {
+		for _, c := range clients {
+			if _, ok := kafkaSpan(s, tracepb.Span_SPAN_KIND_PRODUCER, "send conc-"+c); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	ag.stop(t)
+	n := 0
+	for _, s := range rcv.Spans() {
+		if s.Kind == tracepb.Span_SPAN_KIND_PRODUCER && strings.HasPrefix(s.Name, "send conc-") {
+			n++
+			if s.ParentID != "" {
+				t.Errorf("PRODUCER span %q has parent %s: a batch of several requests' records", s.Name, s.ParentID)
+			}
+		}
+	}
+	t.Logf("%d PRODUCER spans (of %d spans), all roots", n, len(spans))
 }
