@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"debug/elf"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -52,10 +51,6 @@ func (a *runner) attachLinking(pid uint32, goRuntime bool) string {
 // grpc-go's needs the executable's DWARF (a moment for a large binary), so
 // it is attached apart, not under the runner's lock.
 func (a *runner) attachGoLinking(pid uint32) string {
-	if stripped(a.cfg.ProcRoot, pid) {
-		slog.Warn("go program without a symbol table (built with -ldflags=-s): its spans are built and an incoming traceparent is honoured, but no goroutine hand-off is followed (net/http client, grpc-go, lineage): its client calls are roots", "pid", pid)
-		return "goroutine (stripped: its own goroutine only)"
-	}
 	way := "goroutine (net/http client uprobes"
 	if err := a.capt.AttachGo(pid); err != nil {
 		slog.Info("go program: net/http client calls will not link to the requests they serve", "pid", pid, "err", err)
@@ -128,15 +123,4 @@ func (a *runner) attachGoLineage(pid uint32) error {
 		return errLineageOff
 	}
 	return a.capt.AttachGoLineage(pid)
-}
-
-// stripped reports whether pid's executable has no symbol table: none of
-// the Go uprobes can be placed (they are found by name).
-func stripped(procRoot string, pid uint32) bool {
-	f, err := elf.Open(procinfo.Path(procRoot, pid, "exe"))
-	if err != nil {
-		return false // gone, or unreadable: the attaches say why
-	}
-	defer f.Close()
-	return f.Section(".symtab") == nil
 }

@@ -107,7 +107,7 @@ func TestGRPCManyStreams(t *testing.T) {
 					}
 					linked++
 				}
-				t.Logf("%d calls: %d server spans linked to their client span (up to 4 HEADERS per write get a traceparent; blocks over 1 KiB none)", calls, linked)
+				t.Logf("%d calls: %d server spans linked to their client span (up to 256 HEADERS per write get a traceparent; blocks over 1 KiB none)", calls, linked)
 			})
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,8 +22,8 @@ import (
 // HEADERS (bpf/h2_stream.h) and the handleStream uprobe hands them to the
 // handler goroutine (bpf/grpcgo.h): for every call, at every concurrency,
 // server SERVER → its HTTP CLIENT → users SERVER is one trace, parented
-// by the client's CLIENT span (a root: the loopy-writer hand-off is not
-// followed yet) whenever its HEADERS carried a traceparent; every span id
+// by the client's CLIENT span (a root: the load client serves no
+// request) whenever its HEADERS carried a traceparent; every span id
 // unique, no link elsewhere. A HEADERS frame split across reads (grpc-go's
 // bufio reader fills what room it has left) is decided from its last
 // piece, where our field is; only a split inside that field leaves a
@@ -67,7 +68,7 @@ func TestGRPCGoHandlerLinks(t *testing.T) {
 				}
 				// The handler's hops must always be exact; the client's
 				// CLIENT span parents the SERVER span when its HEADERS got a
-				// traceparent (up to 4 HEADERS per write do), else the
+				// traceparent (up to 256 HEADERS per write do), else the
 				// SERVER span is a root: never a link elsewhere.
 				exact, handled, unlinked := 0, 0, 0
 				var problems []string
@@ -134,9 +135,11 @@ func TestGRPCGoHandlerLinks(t *testing.T) {
 	}
 }
 
-// TestGoStripped: a Go service built without a symbol table is traced, and
-// the agent says at start that none of its goroutine hand-offs can be
-// followed (they are found by name).
+// TestGoStripped: a Go service built as releases usually are
+// (-ldflags="-s -w": no symbol table, no DWARF) still gets its hand-offs:
+// the functions are found through .gopclntab and the lineage's runtime
+// offsets by its Go release. Its handler's net/http call to a Python
+// service is the child of its SERVER span, one trace.
 func TestGoStripped(t *testing.T) {
 	requireE2E(t)
 	bin := filepath.Join(t.TempDir(), "e2e-stripped")
@@ -144,12 +147,26 @@ func TestGoStripped(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	rcv := otlptest.Start(t)
-	ag := startAgent(t, rcv, "--exe", "*/e2e-stripped")
+	users := startServer(t, "python", "stripped-users", 0)
+	ag := startAgent(t, rcv, "--exe", "*/e2e-stripped", "--pid", strconv.Itoa(users.Pid()))
 	p := start(t, []string{"OTEL_SERVICE_NAME=stripped"}, bin, "127.0.0.1:0")
 	port := portOf(t, p)
-	ag.waitOutput(t, "go program without a symbol table", 10*time.Second)
-	curl(t, "-o", "/dev/null", fmt.Sprintf("http://127.0.0.1:%d/hello", port))
-	rcv.WaitFor(t, 10*time.Second, "the stripped service's SERVER span", func(s []otlptest.Span) bool {
-		return len(serverSpans(s, "stripped")) == 1
+	ag.waitOutput(t, "go lineage: goroutines a request starts", 10*time.Second)
+	if strings.Contains(ag.Output(), "net/http client calls will not link") {
+		t.Errorf("net/http hand-off not attached to the stripped binary:\n%s", ag.Output())
+	}
+	curl(t, "-o", "/dev/null", fmt.Sprintf("http://127.0.0.1:%d/call?url=%s", port, users.URL("/users/7")))
+	spans := rcv.WaitFor(t, 10*time.Second, "the stripped service's SERVER span and the users one", func(s []otlptest.Span) bool {
+		return len(serverSpans(s, "stripped")) == 1 && len(serverSpans(s, "stripped-users")) == 1
 	})
+	srv, us := serverSpans(spans, "stripped")[0], serverSpans(spans, "stripped-users")[0]
+	var call otlptest.Span
+	for _, s := range spans {
+		if s.SpanID == us.ParentID {
+			call = s
+		}
+	}
+	if call.Service != "stripped" || call.ParentID != srv.SpanID || us.TraceID != srv.TraceID {
+		t.Errorf("users SERVER span's parent %+v, want the stripped service's CLIENT span under its SERVER span %s", call, srv.SpanID)
+	}
 }

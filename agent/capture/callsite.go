@@ -16,20 +16,13 @@ import (
 // program), so amd64 code is decoded from fn's first byte, not searched;
 // arm64 instructions are all 4 bytes. Zero or several such calls, or code
 // that does not decode, are an error: no uprobe is better than a wrong one.
-func callSite(f *elf.File, syms []elf.Symbol, fn, target string) (uint64, error) {
-	var from, to *elf.Symbol
-	for i := range syms {
-		switch syms[i].Name {
-		case fn:
-			from = &syms[i]
-		case target:
-			to = &syms[i]
-		}
+func callSite(f *elf.File, fns map[string]funcRange, fn, target string) (uint64, error) {
+	from, ok1 := fns[fn]
+	to, ok2 := fns[target]
+	if !ok1 || !ok2 {
+		return 0, fmt.Errorf("call site: %s or %s not found", fn, target)
 	}
-	if from == nil || to == nil || from.Size == 0 {
-		return 0, fmt.Errorf("call site: %s or %s not in the symbol table", fn, target)
-	}
-	code, err := symbolCode(f, from)
+	code, err := funcCode(f, from)
 	if err != nil {
 		return 0, err
 	}
@@ -43,7 +36,7 @@ func callSite(f *elf.File, syms []elf.Symbol, fn, target string) (uint64, error)
 			}
 			next := off + inst.Len
 			if rel, ok := inst.Args[0].(x86asm.Rel); ok && inst.Op == x86asm.CALL &&
-				from.Value+uint64(next)+uint64(int64(rel)) == to.Value {
+				from.entry+uint64(next)+uint64(int64(rel)) == to.entry {
 				sites = append(sites, uint64(off))
 			}
 			off = next
@@ -55,7 +48,7 @@ func callSite(f *elf.File, syms []elf.Symbol, fn, target string) (uint64, error)
 				continue
 			}
 			imm := int64(int32(w<<6) >> 6) // sign-extended imm26
-			if from.Value+uint64(off)+uint64(imm*4) == to.Value {
+			if from.entry+uint64(off)+uint64(imm*4) == to.entry {
 				sites = append(sites, uint64(off))
 			}
 		}
@@ -68,18 +61,18 @@ func callSite(f *elf.File, syms []elf.Symbol, fn, target string) (uint64, error)
 	return sites[0], nil
 }
 
-// symbolCode reads the bytes of function symbol s.
-func symbolCode(f *elf.File, s *elf.Symbol) ([]byte, error) {
+// funcCode reads the bytes of function r.
+func funcCode(f *elf.File, r funcRange) ([]byte, error) {
 	for _, sec := range f.Sections {
 		if sec.Type != elf.SHT_PROGBITS || sec.Flags&elf.SHF_EXECINSTR == 0 ||
-			s.Value < sec.Addr || s.Value+s.Size > sec.Addr+sec.Size {
+			r.entry < sec.Addr || r.end > sec.Addr+sec.Size {
 			continue
 		}
-		b := make([]byte, s.Size)
-		if _, err := sec.ReadAt(b, int64(s.Value-sec.Addr)); err != nil {
-			return nil, fmt.Errorf("call site: reading %s: %w", s.Name, err)
+		b := make([]byte, r.end-r.entry)
+		if _, err := sec.ReadAt(b, int64(r.entry-sec.Addr)); err != nil {
+			return nil, fmt.Errorf("call site: reading %#x: %w", r.entry, err)
 		}
 		return b, nil
 	}
-	return nil, fmt.Errorf("call site: %s is in no code section", s.Name)
+	return nil, fmt.Errorf("call site: %#x is in no code section", r.entry)
 }

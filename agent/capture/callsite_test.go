@@ -15,15 +15,19 @@ import (
 // callSite finds the one call of a function in another, at an instruction
 // boundary of a Go binary's code (testdata/callsite, built here for amd64
 // and arm64), and refuses a function that calls it twice or not at all.
+// A release build (-ldflags=-s -w) has no symbol table: the functions are
+// found through .gopclntab.
 func TestCallSite(t *testing.T) {
 	for _, arch := range []string{"amd64", "arm64"} {
-		t.Run(arch, func(t *testing.T) { testCallSite(t, arch) })
+		for _, ld := range []string{"", "-s -w"} {
+			t.Run(arch+ld, func(t *testing.T) { testCallSite(t, arch, ld) })
+		}
 	}
 }
 
-func testCallSite(t *testing.T, arch string) {
+func testCallSite(t *testing.T, arch, ldflags string) {
 	exe := filepath.Join(t.TempDir(), "callsite")
-	cmd := exec.Command("go", "build", "-o", exe, "./testdata/callsite")
+	cmd := exec.Command("go", "build", "-ldflags="+ldflags, "-o", exe, "./testdata/callsite")
 	cmd.Env = append(os.Environ(), "GOARCH="+arch, "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -33,22 +37,18 @@ func testCallSite(t *testing.T, arch string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	syms, err := f.Symbols()
+	const pkg = "main."
+	syms, err := goFuncs(f, pkg+"once", pkg+"twice", pkg+"target")
 	if err != nil {
 		t.Fatal(err)
 	}
-	const pkg = "main."
 	off, err := callSite(f, syms, pkg+"once", pkg+"target")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var code []byte
-	for _, s := range syms {
-		if s.Name == pkg+"once" {
-			if code, err = symbolCode(f, &s); err != nil {
-				t.Fatal(err)
-			}
-		}
+	code, err := funcCode(f, syms[pkg+"once"])
+	if err != nil {
+		t.Fatal(err)
 	}
 	if f.Machine == elf.EM_X86_64 {
 		if inst, err := x86asm.Decode(code[off:], 64); err != nil || inst.Op != x86asm.CALL {

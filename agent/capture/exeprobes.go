@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +20,9 @@ type exeProbes struct {
 	// layout, when set, reads from the executable what the programs need
 	// to find their way in it.
 	layout func(path string) (exeLayout, error)
+	// goFuncs: the symbols are Go functions, found also in a binary
+	// without a symbol table (gofuncs.go) and attached by address.
+	goFuncs bool
 }
 
 // What an executable's programs are attached with.
@@ -76,9 +80,15 @@ func (c *Capture) attachProbes(path string, set *exeProbes, lay exeLayout) error
 	if err != nil {
 		return err
 	}
+	var addrs map[string]uint64
+	if set.goFuncs {
+		if addrs, err = goFuncOffsets(path, set); err != nil {
+			return err
+		}
+	}
 	var links []link.Link
 	for _, p := range set.probes {
-		opts := &link.UprobeOptions{Cookie: lay.cookie, Offset: lay.at[p.prog]}
+		opts := &link.UprobeOptions{Cookie: lay.cookie, Offset: lay.at[p.prog], Address: addrs[p.symbol]}
 		l, err := exe.Uprobe(p.symbol, c.coll.Programs[p.prog], opts)
 		if err != nil {
 			closeLinks(links)
@@ -91,4 +101,33 @@ func (c *Capture) attachProbes(path string, set *exeProbes, lay exeLayout) error
 	}
 	c.links = append(c.links, links...)
 	return nil
+}
+
+// goFuncOffsets: the file offset of each probe's function in the Go
+// executable at path; set.missing when one is not there.
+func goFuncOffsets(path string, set *exeProbes) (map[string]uint64, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var names []string
+	for _, p := range set.probes {
+		names = append(names, p.symbol)
+	}
+	fns, err := goFuncs(f, names...)
+	if err != nil {
+		return nil, set.missing
+	}
+	out := map[string]uint64{}
+	for _, n := range names {
+		r, ok := fns[n]
+		if !ok {
+			return nil, set.missing
+		}
+		if out[n], err = fileOffset(f, r.entry); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

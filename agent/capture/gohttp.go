@@ -14,10 +14,11 @@ var goProbes = &exeProbes{
 		{"net/http.(*persistConn).writeLoop", "go_writeloop"},
 	},
 	missing: ErrNoGoHTTP,
+	goFuncs: true,
 }
 
-// ErrNoGoHTTP: the executable has no net/http client symbols (stripped, or
-// it does not use net/http). Its requests still become spans; only
+// ErrNoGoHTTP: the executable has no net/http client functions (it does
+// not use net/http's client, or they were inlined away). Its requests still become spans; only
 // cross-goroutine linking of its client calls is missing.
 var ErrNoGoHTTP = errors.New("no net/http client symbols")
 

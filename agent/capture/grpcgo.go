@@ -23,6 +23,7 @@ var grpcProbes = &exeProbes{
 	},
 	missing: ErrNoGRPC,
 	layout:  grpcLayout,
+	goFuncs: true,
 }
 
 // grpc-go clients queue a call's HEADERS for the connection's loopy-writer
@@ -36,6 +37,7 @@ var grpcClientProbes = &exeProbes{
 	},
 	missing: ErrNoGRPC,
 	layout:  grpcClientLayout,
+	goFuncs: true,
 }
 
 // ErrNoGRPC: the executable has no grpc-go server (or client), or no symbols.
@@ -154,20 +156,18 @@ func readGRPCLayouts(path string) *grpcLayouts {
 		return l
 	}
 	defer f.Close()
-	syms, err := f.Symbols()
+	syms, err := goFuncs(f, grpcHandleStream, grpcNewStream, grpcExecuteAndPut)
 	if err != nil {
-		return l // stripped: nothing to attach to either
+		return l // not a Go binary we can read: nothing to attach to either
 	}
-	has := func(name string) bool {
-		return slices.ContainsFunc(syms, func(s elf.Symbol) bool { return s.Name == name })
-	}
-	server, client := has(grpcHandleStream), has(grpcNewStream)
+	_, server := syms[grpcHandleStream]
+	_, client := syms[grpcNewStream]
 	if !server && !client {
 		return l
 	}
 	d, err := f.DWARF()
 	if err != nil {
-		err = fmt.Errorf("grpc-go: no DWARF to find its layout (built with -w?): %w", err)
+		err = fmt.Errorf("grpc-go: no DWARF to find its layout (built with -w or -s): %w", err)
 		if server {
 			l.serr = err
 		}

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,17 +68,24 @@ func TestGoLayouts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("lineage layout: %v", err)
 			}
+			// The table for binaries without DWARF agrees with the DWARF.
+			if o, ok := runtimeGM[goRelease(exe)]; !ok || uint64(o[0])|uint64(o[1])<<16 != lin.cookie {
+				t.Errorf("runtimeGM[%q] = %#x, %v; the DWARF says %#x", goRelease(exe), o, ok, lin.cookie)
+			}
 			t.Logf("server cookie %#x, client cookie %#x, call site +%#x; lineage cookie %#x at +%#x",
 				srv.cookie, cli.cookie, cli.at["go_grpc_put"], lin.cookie, lin.at["go_spawn"])
 			if v != grpcReleases[0] || b.toolchain != "" {
 				return
 			}
-			goCmd("build", "-ldflags=-w", "-o", "app-nodwarf", ".")
-			if _, err := grpcClientLayout(filepath.Join(dir, "app-nodwarf")); err == nil {
-				t.Error("a build without DWARF: no error")
+			// A release build: no symbol table, no DWARF. grpc-go's layout
+			// needs the DWARF; the lineage's comes from the table.
+			goCmd("build", "-ldflags=-s -w", "-o", "app-stripped", ".")
+			stripped := filepath.Join(dir, "app-stripped")
+			if _, err := grpcClientLayout(stripped); err == nil || errors.Is(err, ErrNoGRPC) {
+				t.Errorf("grpc-go client, a build without DWARF: %v, want an error saying so", err)
 			}
-			if _, err := goLineageLayout(filepath.Join(dir, "app-nodwarf")); err == nil {
-				t.Error("lineage, a build without DWARF: no error")
+			if sl, err := goLineageLayout(stripped); err != nil || sl.cookie != lin.cookie || sl.at["go_spawn"] == 0 {
+				t.Errorf("lineage, a release build: %+v, %v; want cookie %#x and a call site", sl, err, lin.cookie)
 			}
 		})
 	}
