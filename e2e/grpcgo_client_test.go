@@ -76,6 +76,12 @@ func TestGoPoolDoesNotLink(t *testing.T) {
 // checks each: exact traces, wrong links (a parent other than the one the
 // request's chain needs) and what was wrong with the others.
 func frontChains(t *testing.T, dsn, mode string, inflight, n int, agentArgs ...string) (exact, wrong int, problems []string) {
+	return frontChainsOf(t, grpcApp, dsn, mode, inflight, n, agentArgs...)
+}
+
+// frontChainsOf: frontChains with app as the grpcapp binary (named
+// e2e-grpcapp).
+func frontChainsOf(t *testing.T, grpcApp, dsn, mode string, inflight, n int, agentArgs ...string) (exact, wrong int, problems []string) {
 	rcv := otlptest.Start(t)
 	users := startServer(t, "python", "gc-users", 0)
 	ag := startAgent(t, rcv, append([]string{"--exe", "*/e2e-grpcapp", "--pid", strconv.Itoa(users.Pid())}, agentArgs...)...)

@@ -12,6 +12,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/tracer-agent/tracer-agent/internal/otlptest"
+	"github.com/tracer-agent/tracer-agent/internal/testdb"
 )
 
 // TestGRPCGoHandlerLinks: a grpc-go client makes N health checks on one
@@ -138,8 +139,10 @@ func TestGRPCGoHandlerLinks(t *testing.T) {
 // TestGoStripped: a Go service built as releases usually are
 // (-ldflags="-s -w": no symbol table, no DWARF) still gets its hand-offs:
 // the functions are found through .gopclntab and the lineage's runtime
-// offsets by its Go release. Its handler's net/http call to a Python
-// service is the child of its SERVER span, one trace.
+// offsets by its Go release (and grpc-go's by its grpc-go release). Its
+// handler's net/http call to a Python service is the child of its SERVER
+// span, one trace; and the grpc-go chain of TestGRPCGoClientLinks, every
+// Go service a release build, is exact.
 func TestGoStripped(t *testing.T) {
 	requireE2E(t)
 	bin := filepath.Join(t.TempDir(), "e2e-stripped")
@@ -168,5 +171,19 @@ func TestGoStripped(t *testing.T) {
 	}
 	if call.Service != "stripped" || call.ParentID != srv.SpanID || us.TraceID != srv.TraceID {
 		t.Errorf("users SERVER span's parent %+v, want the stripped service's CLIENT span under its SERVER span %s", call, srv.SpanID)
+	}
+
+	// grpc-go release builds: the chain of TestGRPCGoClientLinks (errgroup,
+	// 16 in flight) with every Go service built -s -w.
+	app := filepath.Join(t.TempDir(), "e2e-grpcapp")
+	if out, err := exec.Command("go", "build", "-ldflags=-s -w", "-o", app, "./apps/grpcapp").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	pg := testdb.StartPostgres(t)
+	seed(t, "postgres", pg.DSN)
+	exact, wrong, problems := frontChainsOf(t, app, pg.DSN, "par", 16, 52)
+	if exact != 52 || wrong != 0 {
+		report(t, problems)
+		t.Errorf("release builds: %d of 52 traces exact, %d wrong links", exact, wrong)
 	}
 }

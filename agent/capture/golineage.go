@@ -1,11 +1,9 @@
 package capture
 
 import (
-	"debug/buildinfo"
 	"debug/elf"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Goroutine lineage (bpf/golineage.h): a goroutine started while its
@@ -57,14 +55,6 @@ func goLineageLayout(path string) (exeLayout, error) {
 	return exeLayout{cookie: uint64(m["runtime.g.m"]) | uint64(m["runtime.m.curg"])<<16, at: map[string]uint64{"go_spawn": at}}, nil
 }
 
-// runtimeGM is runtime.g's m and runtime.m's curg where a binary has no
-// DWARF (-w, -s: the usual release build), by Go release: read from the
-// DWARF of builds with each (TestGoLayouts checks them against it).
-var runtimeGM = map[string][2]int64{
-	"go1.26": {0x30, 0xb8},
-	"go1.27": {0x30, 0xb8},
-}
-
 // runtimeOffsets: runtime.g.m and runtime.m.curg, from DWARF, else from
 // the table by the Go release the binary was built with.
 func runtimeOffsets(f *elf.File, path string) (map[string]int64, error) {
@@ -73,25 +63,9 @@ func runtimeOffsets(f *elf.File, path string) (map[string]int64, error) {
 		return m, need(m, "runtime.g.m", "runtime.m.curg")
 	}
 	v := goRelease(path)
-	o, ok := runtimeGM[v]
+	o, ok := goReleaseLayouts[v]
 	if !ok {
 		return nil, fmt.Errorf("%w: no DWARF, and no known runtime layout for %q", ErrNoGoLineage, v)
 	}
-	return map[string]int64{"runtime.g.m": o[0], "runtime.m.curg": o[1]}, nil
-}
-
-// goRelease is the Go release ("go1.26") the binary at path was built
-// with, "" if unknown.
-func goRelease(path string) string {
-	bi, err := buildinfo.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	v := bi.GoVersion // go1.26.8, go1.27rc1 ...
-	if i := strings.IndexByte(v, '.'); i >= 0 {
-		if j := strings.IndexAny(v[i+1:], ".rcbeta-"); j >= 0 {
-			v = v[:i+1+j]
-		}
-	}
-	return v
+	return map[string]int64{"runtime.g.m": o.gM, "runtime.m.curg": o.mCurg}, nil
 }

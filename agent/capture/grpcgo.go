@@ -165,9 +165,10 @@ func readGRPCLayouts(path string) *grpcLayouts {
 	if !server && !client {
 		return l
 	}
-	d, err := f.DWARF()
-	if err != nil {
-		err = fmt.Errorf("grpc-go: no DWARF to find its layout (built with -w or -s): %w", err)
+	var m map[string]int64
+	if d, derr := f.DWARF(); derr == nil {
+		m = members(d, slices.Concat(grpcServerFields, grpcClientFields, []string{"ServerStream.Stream"})...)
+	} else if m, err = grpcTableOffsets(path); err != nil {
 		if server {
 			l.serr = err
 		}
@@ -176,7 +177,6 @@ func readGRPCLayouts(path string) *grpcLayouts {
 		}
 		return l
 	}
-	m := members(d, slices.Concat(grpcServerFields, grpcClientFields, []string{"ServerStream.Stream"})...)
 	if server {
 		l.serr = need(m, grpcServerFields...)
 		// Before 1.69 handleStream takes a *transport.Stream (no ServerStream).

@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,21 +67,29 @@ func TestGoLayouts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("lineage layout: %v", err)
 			}
-			// The table for binaries without DWARF agrees with the DWARF.
-			if o, ok := runtimeGM[goRelease(exe)]; !ok || uint64(o[0])|uint64(o[1])<<16 != lin.cookie {
-				t.Errorf("runtimeGM[%q] = %#x, %v; the DWARF says %#x", goRelease(exe), o, ok, lin.cookie)
+			// The tables for binaries without DWARF agree with the DWARF.
+			if o, ok := goReleaseLayouts[goRelease(exe)]; !ok || uint64(o.gM)|uint64(o.mCurg)<<16 != lin.cookie ||
+				uint64(o.fd) != srv.cookie>>32 {
+				t.Errorf("goReleaseLayouts[%q] = %+v, %v; the DWARF says lineage %#x, server %#x", goRelease(exe), o, ok, lin.cookie, srv.cookie)
+			}
+			if o, ok := grpcReleaseLayouts[grpcRelease(exe)]; !ok || uint64(o.streamID) != srv.cookie&0xffff ||
+				uint64(o.conn) != srv.cookie>>16&0xffff || uint64(o.clientStreamID) != cli.cookie {
+				t.Errorf("grpcReleaseLayouts[%q] = %+v, %v; the DWARF says server %#x, client %#x", grpcRelease(exe), o, ok, srv.cookie, cli.cookie)
 			}
 			t.Logf("server cookie %#x, client cookie %#x, call site +%#x; lineage cookie %#x at +%#x",
 				srv.cookie, cli.cookie, cli.at["go_grpc_put"], lin.cookie, lin.at["go_spawn"])
 			if v != grpcReleases[0] || b.toolchain != "" {
 				return
 			}
-			// A release build: no symbol table, no DWARF. grpc-go's layout
-			// needs the DWARF; the lineage's comes from the table.
+			// A release build: no symbol table, no DWARF: the layouts come
+			// from the tables, the call sites from .gopclntab.
 			goCmd("build", "-ldflags=-s -w", "-o", "app-stripped", ".")
 			stripped := filepath.Join(dir, "app-stripped")
-			if _, err := grpcClientLayout(stripped); err == nil || errors.Is(err, ErrNoGRPC) {
-				t.Errorf("grpc-go client, a build without DWARF: %v, want an error saying so", err)
+			if sc, err := grpcClientLayout(stripped); err != nil || sc.cookie != cli.cookie || sc.at["go_grpc_put"] != cli.at["go_grpc_put"] {
+				t.Errorf("grpc-go client, a release build: %+v, %v; want %+v", sc, err, cli)
+			}
+			if ss, err := grpcLayout(stripped); err != nil || ss.cookie != srv.cookie {
+				t.Errorf("grpc-go server, a release build: %+v, %v; want %+v", ss, err, srv)
 			}
 			if sl, err := goLineageLayout(stripped); err != nil || sl.cookie != lin.cookie || sl.at["go_spawn"] == 0 {
 				t.Errorf("lineage, a release build: %+v, %v; want cookie %#x and a call site", sl, err, lin.cookie)
