@@ -93,6 +93,18 @@ type CaptureFwdVal struct {
 	Pad        [6]uint8
 }
 
+type CaptureGoExeAllow struct {
+	_    structs.HostLayout
+	Base uint32
+	N    uint32
+}
+
+type CaptureGoFnRange struct {
+	_     structs.HostLayout
+	Start uint64
+	End   uint64
+}
+
 type CaptureGoH2connKey struct {
 	_   structs.HostLayout
 	Pid uint32
@@ -460,11 +472,13 @@ const (
 	CaptureMapEvents              = "events"
 	CaptureMapFwdCtx              = "fwd_ctx"
 	CaptureMapFwdScratch          = "fwd_scratch"
+	CaptureMapGoExes              = "go_exes"
 	CaptureMapGoGrpcHdrs          = "go_grpc_hdrs"
 	CaptureMapGoH2Out             = "go_h2_out"
 	CaptureMapGoH2Writer          = "go_h2_writer"
 	CaptureMapGoH2conns           = "go_h2conns"
 	CaptureMapGoLineage           = "go_lineage"
+	CaptureMapGoSpawnAllow        = "go_spawn_allow"
 	CaptureMapGoWriter            = "go_writer"
 	CaptureMapH2ArgsScratch       = "h2_args_scratch"
 	CaptureMapH2OpensScratch      = "h2_opens_scratch"
@@ -604,11 +618,13 @@ type CaptureMapSpecs struct {
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	FwdCtx          *ebpf.MapSpec `ebpf:"fwd_ctx"`
 	FwdScratch      *ebpf.MapSpec `ebpf:"fwd_scratch"`
+	GoExes          *ebpf.MapSpec `ebpf:"go_exes"`
 	GoGrpcHdrs      *ebpf.MapSpec `ebpf:"go_grpc_hdrs"`
 	GoH2Out         *ebpf.MapSpec `ebpf:"go_h2_out"`
 	GoH2Writer      *ebpf.MapSpec `ebpf:"go_h2_writer"`
 	GoH2conns       *ebpf.MapSpec `ebpf:"go_h2conns"`
 	GoLineage       *ebpf.MapSpec `ebpf:"go_lineage"`
+	GoSpawnAllow    *ebpf.MapSpec `ebpf:"go_spawn_allow"`
 	GoWriter        *ebpf.MapSpec `ebpf:"go_writer"`
 	H2ArgsScratch   *ebpf.MapSpec `ebpf:"h2_args_scratch"`
 	H2OpensScratch  *ebpf.MapSpec `ebpf:"h2_opens_scratch"`
@@ -686,11 +702,13 @@ type CaptureMaps struct {
 	Events          *ebpf.Map `ebpf:"events"`
 	FwdCtx          *ebpf.Map `ebpf:"fwd_ctx"`
 	FwdScratch      *ebpf.Map `ebpf:"fwd_scratch"`
+	GoExes          *ebpf.Map `ebpf:"go_exes"`
 	GoGrpcHdrs      *ebpf.Map `ebpf:"go_grpc_hdrs"`
 	GoH2Out         *ebpf.Map `ebpf:"go_h2_out"`
 	GoH2Writer      *ebpf.Map `ebpf:"go_h2_writer"`
 	GoH2conns       *ebpf.Map `ebpf:"go_h2conns"`
 	GoLineage       *ebpf.Map `ebpf:"go_lineage"`
+	GoSpawnAllow    *ebpf.Map `ebpf:"go_spawn_allow"`
 	GoWriter        *ebpf.Map `ebpf:"go_writer"`
 	H2ArgsScratch   *ebpf.Map `ebpf:"h2_args_scratch"`
 	H2OpensScratch  *ebpf.Map `ebpf:"h2_opens_scratch"`
@@ -736,11 +754,13 @@ func (m *CaptureMaps) Close() error {
 		m.Events,
 		m.FwdCtx,
 		m.FwdScratch,
+		m.GoExes,
 		m.GoGrpcHdrs,
 		m.GoH2Out,
 		m.GoH2Writer,
 		m.GoH2conns,
 		m.GoLineage,
+		m.GoSpawnAllow,
 		m.GoWriter,
 		m.H2ArgsScratch,
 		m.H2OpensScratch,

@@ -6,7 +6,8 @@
  * runqput in runtime.newproc.func1 (the `go` statement's body, on the
  * system stack: the new g is its second argument, and the goroutine that
  * ran the `go` statement is the thread's m.curg; offsets in the attach
- * cookie from the executable's DWARF: bits 0-15 g.m, 16-31 m.curg).
+ * cookie from the executable's DWARF: bits 0-15 g.m, 16-31 m.curg, 32-47
+ * g.startpc; 48-63 the executable's go_exes id).
  *   go_lineage[new g] = {root, span}: the goroutine that serves the
  *       request (the parent, or its own root: depth GO_LINEAGE_DEPTH at
  *       most) and that request's SERVER span id at the time.
@@ -37,6 +38,75 @@ struct {
 	__type(key, struct ctx_key);
 	__type(value, struct go_lineage);
 } go_lineage SEC(".maps");
+
+/* Which goroutines may inherit: those whose function (g.startpc) is the
+ * program's own code or a fan-out helper (errgroup, WaitGroup.Go), never
+ * a library's internal goroutine (a client's drain or health-check loop
+ * started by whichever request came first would serve every request
+ * after it). Per executable, sorted ranges of such functions
+ * (agent/capture/golineage.go): go_exes[id] names its slice of
+ * go_spawn_allow. */
+struct go_fn_range {
+	__u64 start, end;
+};
+
+#define GO_ALLOW_MAX 65536
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GO_ALLOW_MAX);
+	__type(key, __u32);
+	__type(value, struct go_fn_range);
+} go_spawn_allow SEC(".maps");
+
+struct go_exe_allow {
+	__u32 base, n;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct go_exe_allow);
+} go_exes SEC(".maps");
+
+struct go_allow_search {
+	__u64 pc;
+	__u32 lo, hi;
+	__u32 found;
+};
+
+/* bpf_loop callback: one step of a binary search over the ranges. */
+static long go_allow_cb(__u64 i, void *arg)
+{
+	struct go_allow_search *s = arg;
+	if (s->lo >= s->hi)
+		return 1;
+	__u32 mid = s->lo + (s->hi - s->lo) / 2;
+	struct go_fn_range *r = bpf_map_lookup_elem(&go_spawn_allow, &mid);
+	if (!r)
+		return 1;
+	if (s->pc < r->start)
+		s->hi = mid;
+	else if (s->pc >= r->end)
+		s->lo = mid + 1;
+	else {
+		s->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether a goroutine running the function at pc may inherit. */
+static __always_inline int go_spawn_allowed(__u32 exe, __u64 pc)
+{
+	struct go_exe_allow *e = bpf_map_lookup_elem(&go_exes, &exe);
+	if (!e || !e->n)
+		return 0;
+	struct go_allow_search s = {.pc = pc, .lo = e->base, .hi = e->base + e->n};
+	bpf_loop(20, go_allow_cb, &s, 0);
+	return s.found;
+}
 
 /* The request goroutine k serves through its lineage, while in flight. */
 static __always_inline struct srv_ctx *go_inherited_ctx(struct ctx_key *k)
@@ -94,6 +164,10 @@ int go_spawn(struct pt_regs *ctx)
 		nv = *pl;
 		nv.depth++;
 	}
+	__u64 startpc = 0;
+	if (bpf_probe_read_user(&startpc, 8, (void *)(nk.goid + ((cookie >> 32) & 0xffff))) ||
+	    !go_spawn_allowed(cookie >> 48, startpc))
+		goto none;
 	bpf_map_update_elem(&go_lineage, &nk, &nv, BPF_ANY);
 	return 0;
 none:

@@ -57,6 +57,27 @@ func testCallSite(t *testing.T, arch, ldflags string) {
 	} else if w := binary.LittleEndian.Uint32(code[off:]); off%4 != 0 || w>>26 != 0x25 {
 		t.Errorf("at +%#x: %#x, want a BL", off, w)
 	}
+	// Goroutine lineage: the program's own functions may start inheriting
+	// goroutines, the runtime's (a library's) may not.
+	allow, err := spawnAllowed(f, exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := goFuncs(f, "runtime.runqput", "os.Exit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func(pc uint64) bool {
+		for _, r := range allow {
+			if pc >= r.entry && pc < r.end {
+				return true
+			}
+		}
+		return false
+	}
+	if !in(syms[pkg+"once"].entry) || !in(syms[pkg+"twice"].entry) || in(rt["runtime.runqput"].entry) || in(rt["os.Exit"].entry) {
+		t.Errorf("allowed ranges %x: want main's functions in, the runtime's and os's out", allow)
+	}
 	if _, err := callSite(f, syms, pkg+"twice", pkg+"target"); err == nil || !strings.Contains(err.Error(), "2 times") {
 		t.Errorf("two calls: %v, want an error", err)
 	}

@@ -136,10 +136,12 @@ type Capture struct {
 
 	fionread FIONREADCheck // start-up self-test, with injection
 
-	exeMu   sync.Mutex
-	exes    map[exeKey]error       // executables given a set of uprobes
-	pidLnks map[uint32][]link.Link // uprobes of one process (AttachPython)
-	pyGen   uint32
+	exeMu sync.Mutex
+	exes  map[exeKey]error // executables given a set of uprobes
+	// goroutine lineage's ranges (golineage.go): next free one, executables
+	spawnNext, spawnExes uint32
+	pidLnks              map[uint32][]link.Link // uprobes of one process (AttachPython)
+	pyGen                uint32
 	// detaching: uprobes being closed aside (Close waits for them)
 	detaching sync.WaitGroup
 }

@@ -23,12 +23,16 @@ type exeProbes struct {
 	// goFuncs: the symbols are Go functions, found also in a binary
 	// without a symbol table (gofuncs.go) and attached by address.
 	goFuncs bool
+	// prepare, when set, gives the kernel what the layout found (under
+	// exeMu, before the attach).
+	prepare func(c *Capture, lay *exeLayout) error
 }
 
 // What an executable's programs are attached with.
 type exeLayout struct {
 	cookie uint64            // every program's attach cookie (layout offsets)
 	at     map[string]uint64 // by program: its offset in its symbol (a call site)
+	allow  []funcRange       // goroutine lineage: where inheriting goroutines start
 }
 
 type exeProbe struct{ symbol, prog string }
@@ -68,6 +72,9 @@ func (c *Capture) attachExe(pid uint32, set *exeProbes) error {
 		return err
 	}
 	err = cerr
+	if err == nil && set.prepare != nil {
+		err = set.prepare(c, &lay)
+	}
 	if err == nil {
 		err = c.attachProbes(path, set, lay)
 	}

@@ -27,6 +27,20 @@ func goFuncs(f *elf.File, names ...string) (map[string]funcRange, error) {
 		}
 		return out, nil
 	}
+	tab, err := goFuncTable(f)
+	if err != nil {
+		return nil, err
+	}
+	for n := range want {
+		if fn := tab.LookupFunc(n); fn != nil && fn.End > fn.Entry {
+			out[n] = funcRange{fn.Entry, fn.End}
+		}
+	}
+	return out, nil
+}
+
+// goFuncTable reads the runtime's function table of a Go executable.
+func goFuncTable(f *elf.File) (*gosym.Table, error) {
 	pcln, text := f.Section(".gopclntab"), f.Section(".text")
 	if pcln == nil || text == nil {
 		return nil, fmt.Errorf("no symbol table and no .gopclntab")
@@ -39,12 +53,7 @@ func goFuncs(f *elf.File, names ...string) (map[string]funcRange, error) {
 	if err != nil {
 		return nil, fmt.Errorf(".gopclntab: %w", err)
 	}
-	for n := range want {
-		if fn := tab.LookupFunc(n); fn != nil && fn.End > fn.Entry {
-			out[n] = funcRange{fn.Entry, fn.End}
-		}
-	}
-	return out, nil
+	return tab, nil
 }
 
 // fileOffset is where virtual address addr lies in the file: a uprobe

@@ -12,13 +12,13 @@ import (
 // and TestGoLayouts checks them against it. A release not listed: the
 // hand-off is not attached, and the agent says why.
 
-// goReleaseLayout: runtime.g's m, runtime.m's curg, and the fd in a
-// *net.netFD (pfd.Sysfd).
-type goReleaseLayout struct{ gM, mCurg, fd int64 }
+// goReleaseLayout: runtime.g's m, runtime.m's curg, runtime.g's startpc,
+// and the fd in a *net.netFD (pfd.Sysfd).
+type goReleaseLayout struct{ gM, mCurg, startpc, fd int64 }
 
 var goReleaseLayouts = map[string]goReleaseLayout{
-	"go1.26": {0x30, 0xb8, 0x10},
-	"go1.27": {0x30, 0xb8, 0x10},
+	"go1.26": {0x30, 0xb8, 0x130, 0x10},
+	"go1.27": {0x30, 0xb8, 0x130, 0x10},
 }
 
 // grpcReleaseLayout: the stream id in handleStream's stream, http2Server's

@@ -68,7 +68,7 @@ func TestGoLayouts(t *testing.T) {
 				t.Fatalf("lineage layout: %v", err)
 			}
 			// The tables for binaries without DWARF agree with the DWARF.
-			if o, ok := goReleaseLayouts[goRelease(exe)]; !ok || uint64(o.gM)|uint64(o.mCurg)<<16 != lin.cookie ||
+			if o, ok := goReleaseLayouts[goRelease(exe)]; !ok || uint64(o.gM)|uint64(o.mCurg)<<16|uint64(o.startpc)<<32 != lin.cookie ||
 				uint64(o.fd) != srv.cookie>>32 {
 				t.Errorf("goReleaseLayouts[%q] = %+v, %v; the DWARF says lineage %#x, server %#x", goRelease(exe), o, ok, lin.cookie, srv.cookie)
 			}
