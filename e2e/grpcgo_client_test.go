@@ -35,13 +35,20 @@ func TestGRPCGoClientLinks(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/inflight%d", mode, inflight), func(t *testing.T) {
 				n := 20 + 2*inflight
 				exact, wrong, problems := frontChains(t, pg.DSN, mode, inflight, n)
+				// A trace that is not exact is unlinked somewhere, never
+				// mislinked (wrong counts those): e.g. our field split
+				// across the hop's reads (TestGRPCGoHandlerLinks).
+				for i, p := range problems {
+					if i < 10 {
+						t.Log(p)
+					}
+				}
 				if exact < n*99/100 || (inflight == 1 && exact != n) {
-					problems = append(problems, fmt.Sprintf("%d of %d traces exact, want 99 %% (all, one request at a time)", exact, n))
+					t.Errorf("%d of %d traces exact, want 99 %% (all, one request at a time)", exact, n)
 				}
 				if wrong > 0 {
-					problems = append(problems, fmt.Sprintf("%d wrong links", wrong))
+					t.Errorf("%d wrong links", wrong)
 				}
-				report(t, problems)
 				t.Logf("%d requests: %d exact traces", n, exact)
 			})
 		}
@@ -184,7 +191,7 @@ func frontChainsOf(t *testing.T, grpcApp, dsn, mode string, inflight, n int, age
 		exact++
 	}
 	if len(spans) != perReq*n {
-		problems = append(problems, fmt.Sprintf("%d spans, want %d", len(spans), perReq*n))
+		t.Errorf("%d spans, want %d", len(spans), perReq*n)
 	}
 	return exact, wrong, problems
 }
