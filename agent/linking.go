@@ -58,7 +58,7 @@ func (a *runner) attachGoLinking(pid uint32) string {
 	}
 	go func() {
 		switch err := a.attachGoLineage(pid); {
-		case err == errLineageOff:
+		case a.cfg.NoGoLineage:
 		case err == nil:
 			slog.Info("go lineage: goroutines a request starts make their calls for it while it is in flight (uprobe on newproc's runqput call)", "pid", pid)
 		case !errors.Is(err, fs.ErrNotExist):
@@ -116,11 +116,10 @@ func (a *runner) attachNode(pid uint32) {
 	slog.Info("node helper loaded", "pid", pid, "linking", "node async context (tracker through the inspector, closed again)")
 }
 
-var errLineageOff = errors.New("--no-go-lineage")
-
+// attachGoLineage attaches the lineage uprobe unless --no-go-lineage.
 func (a *runner) attachGoLineage(pid uint32) error {
 	if a.cfg.NoGoLineage {
-		return errLineageOff
+		return nil
 	}
 	return a.capt.AttachGoLineage(pid)
 }

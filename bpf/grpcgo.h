@@ -71,13 +71,8 @@ int go_grpc_handle(struct pt_regs *ctx)
 	struct srv_ctx *nv = bpf_map_lookup_elem(&ctx_scratch, &zero);
 	if (!c || !nv)
 		return 0;
-	__builtin_memcpy(nv->trace_id, c->trace_id, 16);
-	__builtin_memcpy(nv->span_id, c->span_id, 8);
-	nv->trace_flags = c->trace_flags;
+	serve_ctx(nv, c);
 	nv->outstanding = 1;
-	nv->valid = 1;
-	nv->hdr_pending = 0;
-	nv->ts_len = 0;
 	nv->sock = *sk;
 	bpf_map_update_elem(&server_ctx, &k, nv, BPF_ANY);
 	bpf_map_delete_elem(&h2_streams, &sk2); /* one handler per stream */

@@ -466,6 +466,18 @@ struct {
 	__type(value, struct value_buf);
 } value_scratch SEC(".maps");
 
+/* nv now serves the request whose SERVER span c names (its tracestate, if
+ * any, the caller's to fill in). */
+static __always_inline void serve_ctx(struct srv_ctx *nv, const struct trace_ctx *c)
+{
+	__builtin_memcpy(nv->trace_id, c->trace_id, 16);
+	__builtin_memcpy(nv->span_id, c->span_id, 8);
+	nv->trace_flags = c->trace_flags;
+	nv->valid = 1;
+	nv->hdr_pending = 0;
+	nv->ts_len = 0;
+}
+
 static __always_inline void decide_ctx(const __u8 *data, struct hdr_scan *s, struct trace_ctx *out,
 				       struct srv_ctx *nv)
 {
@@ -489,12 +501,7 @@ static __always_inline void decide_ctx(const __u8 *data, struct hdr_scan *s, str
 	if (c->ctx_flags & CTXF_HAS_PARENT)
 		remember_incoming(c);
 
-	__builtin_memcpy(nv->trace_id, c->trace_id, 16);
-	__builtin_memcpy(nv->span_id, c->span_id, 8);
-	nv->trace_flags = c->trace_flags;
-	nv->valid = 1;
-	nv->hdr_pending = 0;
-	nv->ts_len = 0;
+	serve_ctx(nv, c);
 	if (s->st.ts_off && (c->ctx_flags & CTXF_HAS_PARENT)) {
 		__u32 off = s->st.ts_off;
 #pragma unroll

@@ -75,11 +75,12 @@ func minorOf(v, prefix string) string {
 // grpcTableOffsets: the fields readGRPCLayouts reads from DWARF, from the
 // tables instead.
 func grpcTableOffsets(path string) (map[string]int64, error) {
-	g, gv := goReleaseLayouts[goRelease(path)]
-	r, rv := grpcReleaseLayouts[grpcRelease(path)]
+	goRel, grpcRel := goRelease(path), grpcRelease(path)
+	g, gv := goReleaseLayouts[goRel]
+	r, rv := grpcReleaseLayouts[grpcRel]
 	if !gv || !rv {
 		return nil, fmt.Errorf("grpc-go: no DWARF (built with -w or -s), and no known layout for %s with grpc-go %s",
-			goRelease(path), grpcRelease(path))
+			goRel, grpcRel)
 	}
 	return map[string]int64{
 		"Stream.id": r.streamID, "http2Server.conn": r.conn, "clientHeaders.streamID": r.clientStreamID,
